@@ -1,0 +1,171 @@
+"""The pipeline's commands end to end on a tiny study: outputs, reproducibility, bad input."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ferjax.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def pipeline_in(folder: Path):
+    """synth -> prepare -> split -> stimuli -> simulate in ``folder``, as dvc.yaml chains them.
+
+    Paths are relative to ``folder``, as DVC's are to the repository, so that
+    the provenance records are comparable between two folders.
+    """
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        _pipeline(Path("."))
+    finally:
+        os.chdir(cwd)
+
+
+def _pipeline(tmp: Path):
+    steps = [
+        ("synth", "--out", tmp / "data", "--per-class", 9, "--size", 32, "--seed", 1),
+        ("prepare", "--root", tmp / "data/faces", "--size", 32, "--ground-truth", tmp / "data/faces_au.npz",
+         "--out", tmp / "prepared", "--metrics", tmp / "m/prepare.json"),
+        ("split", "--dataset", tmp / "prepared", "--stimuli-per-class", 7, "--out", tmp / "split",
+         "--metrics", tmp / "m/split.json"),
+        ("stimuli", "--dataset", tmp / "prepared", "--splits", tmp / "split", "--display-size", 64,
+         "--out", tmp / "stimuli"),
+        ("simulate", "--stimuli", tmp / "stimuli", "--participants", 3, "--display-size", 64,
+         "--radius", 6, "--out", tmp / "logs", "--metrics", tmp / "m/simulate.json"),
+    ]
+    for step in steps:
+        result = run(*step)
+        assert result.exit_code == 0, (step[0], result.output)
+
+
+def digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    pipeline_in(tmp)
+    return tmp
+
+
+def test_same_params_and_seed_give_identical_bytes(tiny, tmp_path):
+    pipeline_in(tmp_path)
+    assert digest(tiny) == digest(tmp_path)
+
+
+def test_outputs_follow_the_reference_layout(tiny):
+    stimuli = pd.read_csv(tiny / "stimuli/trials.csv")
+    assert list(stimuli.columns) == ["filename", "true", "foil"]
+    assert len(stimuli) == 8 * 7
+    for name in stimuli["filename"]:
+        assert (tiny / "stimuli" / name).exists()
+        assert name.split("/")[0].isdigit()
+    folders = sorted(p.name for p in (tiny / "logs").iterdir() if p.is_dir())
+    assert len(folders) == 3 and all(len(f.split("_")[0]) == 6 for f in folders)
+    roles = pd.read_csv(tiny / "split/splits.csv")["role"]
+    assert (roles == "stimulus").sum() == 56
+
+
+def test_simulated_logs_have_the_exact_reference_columns_and_types(tiny):
+    folder = next(p for p in sorted((tiny / "logs").iterdir()) if p.is_dir())
+    choices_text = (folder / "choices.csv").read_text().splitlines()
+    clicks_text = (folder / "clicks.csv").read_text().splitlines()
+    assert choices_text[0] == "filename,true,false,chosen,correct,time,count"
+    assert clicks_text[0] == "filename,x_pos,y_pos,time"
+    choices = pd.read_csv(folder / "choices.csv")
+    clicks = pd.read_csv(folder / "clicks.csv")
+    for col in ("true", "false", "chosen", "count"):
+        assert choices[col].dtype == np.int64
+    assert choices["correct"].dtype == bool and choices["time"].dtype == np.float64
+    assert set(line.split(",")[4] for line in choices_text[1:]) <= {"True", "False"}
+    assert clicks["x_pos"].dtype == np.int64 and clicks["y_pos"].dtype == np.int64
+    assert clicks["time"].dtype == np.float64
+    assert len(choices) == 56 and clicks["filename"].isin(choices["filename"]).all()
+
+
+def test_metrics_say_the_study_is_synthetic(tiny):
+    import json
+
+    summary = json.loads((tiny / "m/simulate.json").read_text())
+    assert summary["synthetic"] is True and summary["trials"] == 3 * 56
+    assert json.loads((tiny / "m/split.json").read_text())["stimulus"] == 56
+
+
+def test_help_teaches_every_command():
+    for command in ("synth", "prepare", "split", "stimuli", "simulate"):
+        result = run(command, "--help")
+        assert result.exit_code == 0
+        assert "writ" in result.output.lower()
+        assert command == "synth" or "Params (" in result.output
+
+
+@pytest.mark.parametrize("case", ["missing root", "corrupt image", "bad ground truth", "no dataset",
+                                  "splits mismatch", "no trials", "bad behaviour"])
+def test_bad_input_exits_2_with_one_line_and_no_output(tiny, tmp_path, case):
+    out = tmp_path / "out"
+    if case == "missing root":
+        args = ("prepare", "--root", tmp_path / "nope", "--out", out)
+    elif case == "corrupt image":
+        import shutil
+
+        shutil.copytree(tiny / "data/faces", tmp_path / "faces")
+        (tmp_path / "faces/3/3_0002.png").write_bytes(b"not a png")
+        args = ("prepare", "--root", tmp_path / "faces", "--size", 32, "--out", out)
+    elif case == "bad ground truth":
+        (tmp_path / "gt.npz").write_bytes(b"junk")
+        args = ("prepare", "--root", tiny / "data/faces", "--size", 32, "--ground-truth", tmp_path / "gt.npz",
+                "--out", out)
+    elif case == "no dataset":
+        args = ("split", "--dataset", tmp_path / "missing", "--out", out)
+    elif case == "splits mismatch":
+        table = pd.read_csv(tiny / "split/splits.csv").iloc[::-1]
+        table.to_csv(tmp_path / "splits.csv", index=False)
+        args = ("stimuli", "--dataset", tiny / "prepared", "--splits", tmp_path / "splits.csv", "--out", out)
+    elif case == "no trials":
+        args = ("simulate", "--stimuli", tmp_path, "--out", out)
+    else:
+        args = ("simulate", "--stimuli", tiny / "stimuli", "--behaviour", '{"bogus": 1}', "--out", out)
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_skip_bad_counts_instead_of_failing(tiny, tmp_path):
+    import json
+    import shutil
+
+    shutil.copytree(tiny / "data/faces", tmp_path / "faces")
+    (tmp_path / "faces/3/3_0002.png").write_bytes(b"not a png")
+    result = run("prepare", "--root", tmp_path / "faces", "--size", 32, "--skip-bad", "--out", tmp_path / "o",
+                 "--metrics", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["skipped"] == {"unreadable image": 1} and metrics["images"] == 8 * 9 - 1
+
+
+def test_dvc_stages_declare_params_and_library_deps():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name in ("prepare", "split", "stimuli", "simulate"):
+        stage = stages[name]
+        assert "ferjax/" in stage["deps"] and f"stages/{name}.py" in stage["deps"]
+        assert stage["params"] == [name] and name in params
+        assert stage["cmd"] == f"python stages/{name}.py"

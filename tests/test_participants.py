@@ -1,0 +1,81 @@
+"""Simulated participants behave like the reference study's people."""
+
+import numpy as np
+import pytest
+
+from ferjax import data, participants, render
+
+
+@pytest.fixture(scope="module")
+def study():
+    """The default study's size: 35 stimuli per class, 22 participants."""
+    images, labels, names, intensities, regions = render.render_study(35, size=64, channels=1, seed=0)
+    foils = data.assign_foils(labels, seed=0)
+    trials, clicks, dates = participants.simulate(names, labels, foils, regions, intensities,
+                                                  participants=22, seed=0)
+    return trials, clicks, dates
+
+
+def test_human_like_accuracy_and_clicks(study):
+    trials, clicks, _ = study
+    summary = participants.summarise(trials)
+    assert len(trials) == 22 * 280
+    assert 0.80 <= summary["percent_correct"] <= 0.90
+    assert 4 <= summary["clicks_median"] <= 6
+    assert summary["participant_sd"] < 0.06
+    assert summary["zero_click_trials"] > 0
+    # Harder pairs: fewer correct, more clicks and more time.
+    assert summary["r_accuracy_clicks"] < -0.2 and summary["r_accuracy_time"] < -0.2
+    assert summary["r_clicks_time"] > 0.8
+
+
+def test_hard_pairs_are_the_overlapping_expressions(study):
+    trials, _, _ = study
+    hit = trials["correct"] & (trials["count"] > 0)
+    pairs = trials.assign(hit=hit).groupby(["true", "foil"])["hit"].mean()
+    # fear (4) vs surprise (3) shares AU1+2+5+26; it must be harder than happy vs sad.
+    assert pairs[(4, 3)] < pairs[(1, 2)]
+
+
+def test_logs_are_consistent(study):
+    trials, clicks, dates = study
+    counts = clicks.groupby(["participant", "filename"]).size()
+    merged = trials.set_index(["participant", "filename"])["count"]
+    assert (counts.reindex(merged.index, fill_value=0) == merged).all()
+    assert ((clicks["x"] >= 0) & (clicks["x"] < 256) & (clicks["y"] >= 0) & (clicks["y"] < 256)).all()
+    assert (clicks.groupby(["participant", "filename"])["time"].diff().dropna() >= 0).all()
+    first = clicks[clicks["order"] == 1]
+    assert (first["time"] == 0).all()
+    assert (trials["correct"] == (trials["chosen"] == trials["true"])).all()
+    assert set(trials["chosen"]) <= set(range(8))
+    assert ((trials["chosen"] == trials["true"]) | (trials["chosen"] == trials["foil"])).all()
+    assert sorted(dates) == [f"p{i:02d}" for i in range(1, 23)]
+    assert all(len(d) == 6 and d.isdigit() for d in dates.values())
+
+
+def test_simulation_is_seeded():
+    images, labels, names, intensities, regions = render.render_study(2, size=32, channels=1, seed=0)
+    foils = data.assign_foils(labels, seed=0)
+    a = participants.simulate(names, labels, foils, regions, intensities, participants=2, seed=4)
+    b = participants.simulate(names, labels, foils, regions, intensities, participants=2, seed=4)
+    c = participants.simulate(names, labels, foils, regions, intensities, participants=2, seed=5)
+    assert a[0].equals(b[0]) and a[1].equals(b[1])
+    assert not a[1].equals(c[1])
+
+
+def test_without_ground_truth_uses_the_face_prior():
+    labels = np.repeat(np.arange(8), 2)
+    names = [f"{c}/x{i}.png" for i, c in enumerate(labels)]
+    trials, clicks, _ = participants.simulate(names, labels, data.assign_foils(labels, seed=0),
+                                              participants=3, seed=0)
+    assert len(trials) == 48 and len(clicks) > 48
+    prior = participants.face_prior(64)
+    assert abs(prior.sum() - 1) < 1e-9 and prior[28, 24] > prior[2, 2]
+
+
+def test_evidence_favours_the_true_class():
+    x = np.zeros((1, len(render.AUS)))
+    x[0, render.AUS.index("AU12")] = 0.8
+    x[0, render.AUS.index("AU6")] = 0.7
+    e = participants.pair_evidence(x, np.array([1]), np.array([0]))  # happy vs neutral
+    assert e[0, render.AUS.index("AU12")] > 0.5 and e[0, render.AUS.index("AU4")] == 0
