@@ -42,6 +42,7 @@ def atomic_path(dest, *, directory: bool = False):
     try:
         yield tmp
         if directory:
+            os.chmod(tmp, 0o755)
             if dest.exists():
                 old = dest.with_name(f".{dest.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

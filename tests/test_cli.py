@@ -45,6 +45,8 @@ def _pipeline(tmp: Path):
          "--out", tmp / "stimuli"),
         ("simulate", "--stimuli", tmp / "stimuli", "--participants", 3, "--display-size", 64,
          "--radius", 6, "--out", tmp / "logs", "--metrics", tmp / "m/simulate.json"),
+        ("human", "--logs", tmp / "logs", "--stimuli", tmp / "stimuli", "--size", 64, "--radius", 6,
+         "--splits", 3, "--out", tmp / "human", "--metrics", tmp / "m/human.json", "--plots", tmp / "plots"),
     ]
     for step in steps:
         result = run(*step)
@@ -106,8 +108,25 @@ def test_metrics_say_the_study_is_synthetic(tiny):
     assert json.loads((tiny / "m/split.json").read_text())["stimulus"] == 56
 
 
+def test_human_stage_scores_what_the_simulator_recorded(tiny):
+    import json
+
+    sim = json.loads((tiny / "m/simulate.json").read_text())
+    people = json.loads((tiny / "m/human.json").read_text())
+    assert people["percent_correct"] == sim["percent_correct"]
+    assert people["trials"] == sim["trials"] and people["participants"] == 3
+    assert -1 <= people["reliability"]["spearman_brown"] <= 1
+    with np.load(tiny / "human/maps.npz") as z:
+        assert z["image_all"].shape == (56, 64, 64) and z["pair_all"].shape == (56, 64, 64)
+        assert (z["image_correct"] <= z["image_all"]).all()
+        assert sorted(map(tuple, z["pairs"])) == [(t, f) for t in range(8) for f in range(8) if t != f]
+    pairs = pd.read_csv(tiny / "plots/human_pairs.csv")
+    assert list(pairs.columns) == ["pair", "accuracy", "lo", "hi", "clicks", "time"] and len(pairs) == 56
+    assert (tiny / "plots/human_pair_maps.png").stat().st_size > 1000
+
+
 def test_help_teaches_every_command():
-    for command in ("synth", "prepare", "split", "stimuli", "simulate"):
+    for command in ("synth", "prepare", "split", "stimuli", "simulate", "human"):
         result = run(command, "--help")
         assert result.exit_code == 0
         assert "writ" in result.output.lower()
