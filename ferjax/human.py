@@ -333,6 +333,24 @@ def rasterize(trials, clicks, *, chunk: int = 64, **options):
     return np.asarray(_smooth(maps, _gauss(static["size"], sigma)) if sigma > 0 else maps), filenames
 
 
+def trial_masks(trials, clicks, *, chunk: int = 64, **options):
+    """Yield ``(rows, masks)`` chunk by chunk: each trial's own reveal mask, in ``trials`` order.
+
+    ``rows`` (B,) indexes ``trials`` positionally and ``masks`` is float32
+    (B, size, size) with B <= ``chunk``: the union of the trial's disks or
+    tiles (weighted as ``weighting`` says, never smoothed). This is what the
+    participant had uncovered when choosing (see ``ferjax.display.seen``).
+    """
+    options = {k: v for k, v in options.items() if k not in ("which", "sigma")}
+    sel, arrays, static, dyn = _setup(trials, clicks, which="all", **options)
+    for start in range(0, len(sel), chunk):
+        n = min(chunk, len(sel) - start)
+        rows = np.full(chunk, len(sel))  # padding -> the empty trial, so shapes never change
+        rows[:n] = np.arange(start, start + n)
+        masks = _masks(*(a[rows] for a in arrays), *dyn, **static)
+        yield np.arange(start, start + n), np.asarray(masks[:n])
+
+
 def minmax(maps) -> np.ndarray:
     """(x - min) / (max - min) per map over the last two axes; a constant map -> zeros."""
     m = np.asarray(maps, np.float32)

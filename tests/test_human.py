@@ -315,3 +315,15 @@ def test_count_mismatch_warns_and_zero_clicks_kept(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         human.load_logs(write_reference(tmp_path / "ok"), size=S)
+
+
+def test_trial_masks_sum_to_the_image_maps():
+    maps, names = human.rasterize(TRIALS, CLICKS, size=S, radius=4)
+    total = np.zeros_like(maps)
+    seen_rows = []
+    for rows, masks in human.trial_masks(TRIALS, CLICKS, size=S, radius=4, chunk=4):
+        seen_rows.extend(rows)
+        for r, m in zip(rows, masks):
+            total[names.index(TRIALS.filename.iloc[r])] += m
+    assert seen_rows == list(range(len(TRIALS)))
+    np.testing.assert_array_equal(total, maps)
