@@ -1,0 +1,120 @@
+"""Rank explanation methods by how well their maps fit the human maps.
+
+Every method's map of an image is scored against the human map of the same
+image (and, at the reference study's level, per ordered pair), with the
+metrics of :mod:`ferjax.compare`. Baselines go through exactly the same
+scoring, so that a method has to beat them to mean anything:
+
+* ``center``: an isotropic Gaussian at the frame centre, SD = size / 4;
+* ``face prior``: the mean of the *other* images' min-max normalised human
+  maps (leave-one-out, so an image's own clicks never score it);
+* ``shuffled``: another image's human map (a seeded derangement).
+
+The human noise ceiling (split-half reliability) is the upper reference.
+Intervals are percentile bootstraps over images; methods are compared with
+the paired Wilcoxon signed-rank and sign-flip permutation tests against the
+best method, Holm-corrected (``ferjax.stats``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ferjax import compare, stats
+
+TOPS = (0.05, 0.1, 0.2, 0.3)
+PRIMARY = "dice@0.1"
+
+
+def baselines(human_maps, *, seed: int = 0) -> dict:
+    """Baseline maps, each (N, H, W), for human maps (N, H, W)."""
+    human_maps = np.asarray(human_maps, np.float64)
+    n, h, w = human_maps.shape
+    y, x = np.mgrid[0:h, 0:w]
+    sd = h / 4
+    center = np.exp(-(((x - (w - 1) / 2) ** 2) + ((y - (h - 1) / 2) ** 2)) / (2 * sd**2))
+    lo = human_maps.min((1, 2), keepdims=True)
+    span = human_maps.max((1, 2), keepdims=True) - lo
+    norm = np.where(span > 0, (human_maps - lo) / np.where(span > 0, span, 1), 0)
+    prior = (norm.sum(0, keepdims=True) - norm) / max(n - 1, 1)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    while n > 1 and (perm == np.arange(n)).any():  # a derangement: nobody keeps their own map
+        perm = rng.permutation(n)
+    return {"center": np.broadcast_to(center, (n, h, w)).astype(np.float32),
+            "face prior": prior.astype(np.float32), "shuffled": human_maps[perm].astype(np.float32)}
+
+
+def score(method_maps: dict, human_maps, points=None, valid=None, *, tops=TOPS) -> pd.DataFrame:
+    """Per-map scores of every method against the human maps.
+
+    Args:
+      method_maps: name -> (N, H, W) maps, at the human maps' resolution.
+      human_maps: (N, H, W).
+      points, valid: optional (N, K, 2) integer click positions (x, y) and
+        (N, K) bool validity, for NSS and AUC-Judd.
+    Returns a long table: method, item (0..N-1), metric, value. Metrics are
+    dice@t and iou@t for each t in ``tops``, spearman, pearson, kld (human
+    map as the reference distribution), sim, and with points nss and auc_judd.
+    """
+    rows = []
+    human = np.asarray(human_maps, np.float32)
+    for name, maps in method_maps.items():
+        maps = np.asarray(maps, np.float32)
+        values = {f"dice@{t:g}": compare.dice(maps, human, top=t) for t in tops}
+        values.update({f"iou@{t:g}": compare.iou(maps, human, top=t) for t in tops})
+        values.update(spearman=compare.spearman(maps, human), pearson=compare.pearson(maps, human),
+                      kld=compare.kld(maps, human), sim=compare.sim(maps, human))
+        if points is not None:
+            values.update(nss=compare.nss(maps, points, valid), auc_judd=compare.auc_judd(maps, points, valid))
+        for metric, v in values.items():
+            v = np.asarray(v, np.float64)
+            rows.append(pd.DataFrame({"method": name, "item": np.arange(len(v)), "metric": metric, "value": v}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def summarise(scores: pd.DataFrame, *, ceiling: float | None = None, n_boot: int = 2000,
+              seed: int = 0, primary: str = PRIMARY) -> pd.DataFrame:
+    """Mean and bootstrap 95% interval of each (method, metric), ranked, with paired tests.
+
+    Each method is tested against the best method on the same metric
+    (paired over items; Wilcoxon and permutation p-values, Holm-corrected
+    within the metric). With ``ceiling`` the Spearman rows also get the
+    Harmonization alignment, mean Spearman / ceiling. Rows are sorted by
+    metric, then by mean (descending; ascending for kld, where lower is better).
+    """
+    out = []
+    for metric, table in scores.groupby("metric", sort=True):
+        wide = table.pivot(index="item", columns="method", values="value")
+        mean, lo, hi = stats.bootstrap_ci(wide.to_numpy(), n_boot=n_boot, seed=seed)
+        lower_better = metric == "kld"
+        best = wide.columns[np.nanargmin(mean) if lower_better else np.nanargmax(mean)]
+        p_w = [stats.wilcoxon(wide[m], wide[best]) if m != best else np.nan for m in wide.columns]
+        p_p = [stats.permutation_test(wide[m], wide[best], seed=seed) if m != best else np.nan
+               for m in wide.columns]
+        others = [i for i, m in enumerate(wide.columns) if m != best]
+        holm_w, holm_p = np.full(len(wide.columns), np.nan), np.full(len(wide.columns), np.nan)
+        if others:
+            holm_w[others] = stats.holm([p_w[i] for i in others])
+            holm_p[others] = stats.holm([p_p[i] for i in others])
+        frame = pd.DataFrame({"metric": metric, "method": wide.columns, "mean": mean, "lo": lo, "hi": hi,
+                              "n": wide.notna().sum().to_numpy(), "vs": best, "p_wilcoxon_holm": holm_w,
+                              "p_permutation_holm": holm_p})
+        if metric == "spearman" and ceiling:
+            frame["alignment"] = frame["mean"] / ceiling
+        out.append(frame.sort_values("mean", ascending=lower_better, kind="stable"))
+    result = pd.concat(out, ignore_index=True)
+    result["rank"] = result.groupby("metric").cumcount() + 1
+    return result
+
+
+def pair_level(maps, filenames, trials):
+    """The reference's per-pair maps of any method: each image map min-max normalised, then summed per (true, foil).
+
+    Returns ``(pair_maps (P, H, W), pairs (P, 2))`` in the same order as
+    ``ferjax.human.pair_maps``.
+    """
+    from ferjax import human
+
+    return human.pair_maps(np.asarray(maps), list(filenames), trials)
