@@ -1,0 +1,202 @@
+"""Class activation maps: CAM and GradCAM, in JAX.
+
+A model is two pure functions::
+
+    features(params, images)   -> A, shape (N, h, w, K)   images: (N, H, W, 3) NHWC float32
+    classifier(params, pooled) -> y, shape (N, C)         pooled = mean_{h,w} A, shape (N, K)
+
+and ``logits = classifier(params, mean_{h,w} features(params, images))``.
+
+**CAM** (Zhou, Khosla, Lapedriza, Oliva & Torralba, "Learning Deep Features
+for Discriminative Localization", CVPR 2016). With an affine classifier
+``y = pooled @ W + b`` (``W``: (K, C)), the map for class c is
+
+    CAM_c(u, v) = sum_k W[k, c] A_k(u, v)            (bias b left out)
+
+``W`` is read off the classifier by linearisation, ``W[:, c] = d y_c / d pooled``
+at ``pooled = 0``; a classifier that is not affine raises :class:`ValueError`.
+
+**GradCAM** (Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra,
+"Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+Localization", ICCV 2017)::
+
+    alpha_k     = (1 / hw) sum_{u,v} d y_c / d A_k(u, v)
+    GradCAM_c   = ReLU(sum_k alpha_k A_k)
+
+The gradient is taken with ``jax.vjp`` of ``classifier(params, mean_{h,w} A)``
+with respect to ``A`` (nothing flows back through the convolutions). On a
+GAP-linear network ``alpha_k = W[k, c] / hw``, so GradCAM is CAM / hw.
+
+**Targets.** ``targets`` is either an int array (N,) of classes, or (N, 2)
+pairs ``(true, foil)`` meaning the contrast score ``y_true - y_foil`` (so the
+raw map is ``map(true) - map(foil)`` for both methods).
+
+**Post-processing** (defaults reproduce pytorch-grad-cam's ``GradCAM`` output,
+each switchable off):
+
+1. ``relu``: ``max(map, 0)``;
+2. ``upsample``: bilinear resize from (h, w) to the image size (H, W) with
+   half-pixel centres (``jax.image.resize(..., "bilinear")``, like
+   ``cv2.resize``'s ``INTER_LINEAR``);
+3. ``normalize``: per map ``(x - min) / (max - min + 1e-7)`` (the epsilon
+   convention of pytorch-grad-cam's ``scale_cam_image``:
+   ``x -= x.min(); x /= 1e-7 + x.max()``).
+
+pytorch-grad-cam normalises, resizes, then normalises again; since the
+resize is linear and keeps constants, that equals resize-then-normalise
+(done here) up to the 1e-7 epsilon.
+
+Extremal Perturbation lives in :mod:`ferjax.perturbation` and is re-exported
+here as :func:`extremal_perturbation`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ferjax.perturbation import extremal_perturbation
+
+__all__ = ["cam", "gradcam", "classifier_weights", "extremal_perturbation"]
+
+EPS = 1e-7  # pytorch-grad-cam's scale_cam_image epsilon
+
+
+def _split_targets(targets, n: int):
+    """Targets -> (true (N,) int32, foil (N,) int32, contrast flag)."""
+    t = np.asarray(targets)
+    if not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"targets must be integers, got dtype {t.dtype}")
+    if t.ndim == 1 and t.shape[0] == n:
+        return jnp.asarray(t, jnp.int32), jnp.zeros(n, jnp.int32), False
+    if t.ndim == 2 and t.shape == (n, 2):
+        return jnp.asarray(t[:, 0], jnp.int32), jnp.asarray(t[:, 1], jnp.int32), True
+    raise ValueError(
+        f"targets must have shape ({n},) (classes) or ({n}, 2) (true, foil pairs); "
+        f"got {t.shape}")
+
+
+def _postprocess(maps, image_hw, relu: bool, normalize: bool, upsample: bool):
+    """(N, h, w) raw maps -> ReLU, bilinear upsampling to image_hw, min-max."""
+    if relu:
+        maps = jnp.maximum(maps, 0.0)
+    if upsample:
+        maps = jax.image.resize(maps, (maps.shape[0], *image_hw), "bilinear")
+    if normalize:
+        lo = maps.min(axis=(1, 2), keepdims=True)
+        hi = maps.max(axis=(1, 2), keepdims=True)
+        maps = (maps - lo) / (hi - lo + EPS)
+    return maps
+
+
+def _check_affine(classifier, params, k: int, atol: float = 1e-4, rtol: float = 1e-3):
+    """Raise ValueError unless ``classifier(params, .)`` is affine on R^K.
+
+    Checks on random probes a, b and scale s (f0 = f(0)):
+    additivity  f(a + b) - f0 == (f(a) - f0) + (f(b) - f0),
+    homogeneity f(s a) - f0 == s (f(a) - f0),
+    and that the linearisation W reproduces f(a) - f0 == a @ W.
+    """
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    a = jax.random.normal(keys[0], (8, k), jnp.float32)
+    b = jax.random.normal(keys[1], (8, k), jnp.float32) * 3.0
+    f = lambda z: classifier(params, z)  # noqa: E731
+    f0 = f(jnp.zeros((1, k), jnp.float32))
+    fa, fb, fab, f_s = f(a) - f0, f(b) - f0, f(a + b) - f0, f(-2.5 * a) - f0
+    w = classifier_weights(classifier, params, k, check=False)
+    checks = {
+        "additivity f(a+b)-f(0) = [f(a)-f(0)] + [f(b)-f(0)]": (fab, fa + fb),
+        "homogeneity f(s*a)-f(0) = s*[f(a)-f(0)]": (f_s, -2.5 * fa),
+        "linearisation f(a)-f(0) = a @ W": (fa, jnp.dot(a, w, precision="highest")),
+    }
+    for name, (lhs, rhs) in checks.items():
+        lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+        scale = float(np.abs(rhs).max()) + float(np.abs(lhs).max())
+        err = float(np.abs(lhs - rhs).max())
+        if not np.isfinite(err) or err > atol + rtol * scale:
+            raise ValueError(
+                "CAM needs an affine classifier (pooled @ W + b) on the globally "
+                f"average-pooled features; this classifier fails {name} "
+                f"(max error {err:.3g}). Use gradcam() for non-linear heads.")
+
+
+def classifier_weights(classifier, params, k: int, *, check: bool = True):
+    """The (K, C) matrix W of an affine classifier, ``W[:, c] = d y_c / d pooled``.
+
+    Obtained with ``jax.jacobian`` at ``pooled = 0``. With ``check`` the
+    classifier is first verified to be affine (else ValueError).
+    """
+    if check:
+        _check_affine(classifier, params, k)
+    jac = jax.jacobian(lambda z: classifier(params, z[None])[0])(jnp.zeros((k,), jnp.float32))
+    return jnp.asarray(jac).T  # (C, K) -> (K, C)
+
+
+@functools.partial(jax.jit, static_argnames=("features", "contrast", "relu", "normalize",
+                                             "upsample"))
+def _cam_maps(features, params, images, w, t_true, t_foil, contrast, relu, normalize,
+              upsample):
+    a = features(params, images)                                   # (N, h, w, K)
+    wc = w.T[t_true]                                               # (N, K)
+    if contrast:
+        wc = wc - w.T[t_foil]
+    raw = jnp.einsum("nhwk,nk->nhw", a, wc, precision="highest")
+    return _postprocess(raw, images.shape[1:3], relu, normalize, upsample)
+
+
+@functools.partial(jax.jit, static_argnames=("features", "classifier", "contrast", "relu",
+                                             "normalize", "upsample"))
+def _gradcam_maps(features, classifier, params, images, t_true, t_foil, contrast, relu,
+                  normalize, upsample):
+    a = features(params, images)                                   # (N, h, w, K)
+    y, pullback = jax.vjp(lambda f: classifier(params, f.mean(axis=(1, 2))), a)
+    cot = jax.nn.one_hot(t_true, y.shape[-1], dtype=y.dtype)
+    if contrast:
+        cot = cot - jax.nn.one_hot(t_foil, y.shape[-1], dtype=y.dtype)
+    (grads,) = pullback(cot)                                       # d y_c / d A, (N, h, w, K)
+    alpha = grads.mean(axis=(1, 2))                                # (N, K)
+    raw = jnp.einsum("nhwk,nk->nhw", a, alpha, precision="highest")
+    return _postprocess(raw, images.shape[1:3], relu, normalize, upsample)
+
+
+def cam(features, classifier, params, images, targets, *, relu=True, normalize=True,
+        upsample=True):
+    """CAM (Zhou et al., CVPR 2016): ``sum_k W[k, c] A_k``, bias left out.
+
+    Args:
+      features, classifier: the model's pure functions (see module docstring);
+        ``classifier`` must be affine in the pooled features.
+      params: the parameters both take.
+      images: (N, H, W, 3) float32, NHWC.
+      targets: (N,) int classes or (N, 2) int (true, foil) pairs.
+      relu, normalize, upsample: post-processing steps (module docstring).
+
+    Returns:
+      (N, H, W) maps (or (N, h, w) with ``upsample=False``).
+
+    Raises:
+      ValueError: the classifier is not affine, or targets are malformed.
+    """
+    images = jnp.asarray(images, jnp.float32)
+    t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
+    k = jax.eval_shape(features, params, images).shape[-1]
+    w = classifier_weights(classifier, params, k, check=True)
+    return _cam_maps(features, params, images, w, t_true, t_foil, contrast, relu, normalize,
+                     upsample)
+
+
+def gradcam(features, classifier, params, images, targets, *, relu=True, normalize=True,
+            upsample=True):
+    """GradCAM (Selvaraju et al., ICCV 2017): ``ReLU(sum_k alpha_k A_k)``.
+
+    ``alpha_k`` is the spatial mean of ``d y_c / d A_k``; for a (true, foil)
+    pair, ``y_c = y_true - y_foil``. Arguments and return as :func:`cam`;
+    ``relu=False`` gives the signed map.
+    """
+    images = jnp.asarray(images, jnp.float32)
+    t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
+    return _gradcam_maps(features, classifier, params, images, t_true, t_foil, contrast,
+                         relu, normalize, upsample)
