@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import missing_reference
 
 from ferjax import attribution
 from ferjax.attribution import cam, classifier_weights, extremal_perturbation, gradcam
@@ -69,7 +70,10 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def _import_references():
     """Import TorchRay's EP module and pytorch-grad-cam (skip if not installed)."""
-    torch = pytest.importorskip("torch")
+    try:
+        import torch
+    except ImportError:
+        missing_reference("torch is not installed")
     torch.set_num_threads(1)  # 2 threads thrash on a loaded 2-core runner
     before = set(sys.modules)
     finder = _StubFinder()
@@ -78,7 +82,7 @@ def _import_references():
         import pytorch_grad_cam
         import torchray.attribution.extremal_perturbation as tr_ep
     except ImportError as exc:  # pragma: no cover - reference packages missing
-        pytest.skip(f"reference implementations not installed: {exc}")
+        missing_reference(f"reference implementations not installed: {exc}")
     finally:
         sys.meta_path.remove(finder)
         for name in set(sys.modules) - before:  # drop the stand-ins, keep the real modules

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import missing_reference
 from scipy import stats
 
 from ferjax import compare as C
@@ -210,14 +211,14 @@ def _pysaliency(name):
     pkg_resources (removed from recent setuptools) via its matlab model wrappers."""
     spec = importlib.util.find_spec("pysaliency")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("pysaliency not installed")
+        missing_reference("pysaliency not installed")
     path = os.path.join(spec.submodule_search_locations[0], name + ".py")
     mod_spec = importlib.util.spec_from_file_location("_pysaliency_" + name, path)
     mod = importlib.util.module_from_spec(mod_spec)
     try:
         mod_spec.loader.exec_module(mod)
     except ImportError as err:
-        pytest.skip(f"pysaliency.{name} not importable: {err}")
+        missing_reference(f"pysaliency.{name} not importable: {err}")
     return mod
 
 
