@@ -449,3 +449,13 @@ def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, si
     click.echo(f"{summary['participants']} participants, {summary['trials']} trials: "
                f"{summary['percent_correct']:.3f} correct; map reliability (split-half, Spearman-Brown) "
                f"{summary['reliability']['spearman_brown']:.3f} ± {summary['reliability']['sd']:.3f}")
+
+
+def _register_experiment():
+    # The experiment's web stack loads only when one of its subcommands runs.
+    from ferjax.experiment.cli import experiment
+
+    main.add_command(experiment)
+
+
+_register_experiment()
