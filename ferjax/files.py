@@ -102,3 +102,27 @@ def save_png(path, image) -> None:
 def to_uint8(image) -> np.ndarray:
     """Map floats in [0, 1] to uint8 with rounding; clip outside values."""
     return np.round(np.clip(np.asarray(image, np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def save_tree(path, tree) -> None:
+    """Save a pytree of arrays (nested dicts) as a reproducible ``.npz``, keys joined by '/'."""
+    import jax
+
+    flat = {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path_): np.asarray(leaf)
+            for path_, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+    save_npz(path, **flat)
+
+
+def load_tree(path, like):
+    """Load arrays saved by :func:`save_tree` into the structure of ``like``."""
+    import jax
+
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    leaves = []
+    for path_, leaf in jax.tree_util.tree_leaves_with_path(like):
+        key = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path_)
+        if key not in arrays or arrays[key].shape != np.shape(leaf):
+            raise ValueError(f"{path}: parameter {key!r} is missing or has the wrong shape")
+        leaves.append(arrays[key])
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), leaves)

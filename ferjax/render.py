@@ -36,21 +36,21 @@ PROTOTYPES = {
              "AU20": (0.3, 1.0), "AU26": (0.2, 0.8)},
     "disgust": {"AU9": (0.45, 1.0), "AU15": (0.2, 0.7), "AU26": (0.0, 0.3)},
     "anger": {"AU4": (0.5, 1.0), "AU5": (0.2, 0.7), "AU7": (0.4, 1.0), "AU9": (0.0, 0.3)},
-    "contempt": {"AU14": (0.45, 1.0)},
+    "contempt": {"AU14": (0.6, 1.0)},
 }
 
 # Each AU's region: ellipses (cu, cv, au, av) in the face frame; those with
 # mirror=True are repeated at -cu. AU14 is one-sided and handled by `side`.
 REGIONS = {
-    "AU1": [(0.15, -0.32, 0.17, 0.17, True)],
-    "AU2": [(0.33, -0.33, 0.17, 0.17, True)],
+    "AU1": [(0.15, -0.34, 0.18, 0.2, True)],
+    "AU2": [(0.33, -0.35, 0.18, 0.2, True)],
     "AU4": [(0.2, -0.26, 0.3, 0.19, True)],
     "AU5": [(0.26, -0.13, 0.22, 0.15, True)],
     "AU6": [(0.28, -0.08, 0.26, 0.18, True)],
     "AU7": [(0.26, -0.12, 0.2, 0.11, True)],
     "AU9": [(0.0, 0.1, 0.16, 0.24, False), (0.0, 0.46, 0.26, 0.12, False)],
     "AU12": [(0.17, 0.42, 0.2, 0.2, True)],
-    "AU14": [(0.2, 0.47, 0.17, 0.14, False)],
+    "AU14": [(0.18, 0.46, 0.2, 0.17, False)],
     "AU15": [(0.17, 0.5, 0.18, 0.17, True)],
     "AU20": [(0.0, 0.48, 0.38, 0.14, False)],
     "AU26": [(0.0, 0.5, 0.28, 0.2, False)],
@@ -69,7 +69,7 @@ class Face:
     light: tuple  # (strength, angle)
 
 
-def sample_face(rng: np.random.Generator, label: int, *, leak: float = 0.25,
+def sample_face(rng: np.random.Generator, label: int, *, leak: float = 0.15,
                 leak_prob: float = 0.25) -> Face:
     """Draw identity, pose, lighting and AU intensities for one face of class ``label``.
 
@@ -96,9 +96,9 @@ def sample_face(rng: np.random.Generator, label: int, *, leak: float = 0.25,
         "hair": rng.uniform(0.04, 0.4) * np.array([1.0, 0.85, 0.7]),
         "background": rng.uniform(0.2, 0.8) * np.ones(3) + rng.uniform(-0.05, 0.05, 3),
     }
-    pose = (rng.uniform(-0.06, 0.06), rng.uniform(-0.06, 0.06), rng.uniform(0.9, 1.05),
-            np.deg2rad(rng.uniform(-8, 8)))
-    light = (rng.uniform(0.0, 0.35), rng.uniform(0, 2 * np.pi))
+    pose = (rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), rng.uniform(0.95, 1.08),
+            np.deg2rad(rng.uniform(-6, 6)))
+    light = (rng.uniform(0.0, 0.25), rng.uniform(0, 2 * np.pi))
     return Face(label, intensities, identity, pose, int(rng.choice([-1, 1])), light)
 
 
@@ -151,9 +151,9 @@ def draw(face: Face, size: int) -> np.ndarray:
     for sgn in (-1.0, 1.0):
         eu, ev = sgn * idt["eye_x"], idt["eye_y"]
         # AU6 raises the cheek (a shadow crescent below the eye); AU7 narrows the lids.
-        _paint(img, a["AU6"] * 0.6 * _ellipse(u, v, eu, ev + 0.09, 0.13, 0.05, px), 0.75 * skin)
-        _paint(img, a["AU6"] * 0.5 * _ellipse(u, v, eu + sgn * 0.15, ev + 0.02, 0.03, 0.07, px), 0.7 * skin)
-        open_v = 0.045 * (1.0 + 0.9 * a["AU5"] - 0.55 * a["AU7"] - 0.3 * a["AU6"])
+        _paint(img, a["AU6"] * 0.8 * _ellipse(u, v, eu, ev + 0.09, 0.13, 0.05, px), 0.6 * skin)
+        _paint(img, a["AU6"] * 0.7 * _ellipse(u, v, eu + sgn * 0.15, ev + 0.02, 0.03, 0.07, px), 0.55 * skin)
+        open_v = 0.045 * (1.0 + 1.3 * a["AU5"] - 0.7 * a["AU7"] - 0.35 * a["AU6"])
         _paint(img, _ellipse(u, v, eu, ev, 0.12, open_v + 0.012, px), dark)
         _paint(img, _ellipse(u, v, eu, ev, 0.1, open_v, px), 0.92 * np.ones(3))
         iris = _ellipse(u, v, eu, ev, 0.045, 0.045, px) * _ellipse(u, v, eu, ev, 0.1, open_v, px)
@@ -161,37 +161,37 @@ def draw(face: Face, size: int) -> np.ndarray:
         # Brows: AU1 lifts the inner end, AU2 the outer end, AU4 lowers and draws them in.
         t = np.clip((sgn * u - 0.06) / 0.34, 0.0, 1.0)
         inner_part, outer_part = np.clip(1 - t / 0.6, 0, 1), np.clip((t - 0.4) / 0.6, 0, 1)
-        lift = 0.1 * a["AU1"] * inner_part + 0.1 * a["AU2"] * outer_part - 0.07 * a["AU4"] * (1 - 0.6 * t)
+        lift = 0.15 * a["AU1"] * inner_part + 0.15 * a["AU2"] * outer_part - 0.1 * a["AU4"] * (1 - 0.6 * t)
         centre = ev - idt["brow_gap"] - idt["brow_arch"] * np.sin(np.pi * t) - lift
-        inner = 0.08 - 0.035 * a["AU4"]
+        inner = 0.08 - 0.045 * a["AU4"]
         lo, hi = (inner, 0.43) if sgn > 0 else (-0.43, -inner)
         _paint(img, _band(u, v, centre, idt["brow_thick"], lo, hi, px), idt["hair"])
         # AU4's glabella furrows.
-        _paint(img, a["AU4"] * 0.8 * _ellipse(u, v, sgn * 0.035, ev - 0.1, 0.008, 0.05, px), dark)
+        _paint(img, a["AU4"] * 0.9 * _ellipse(u, v, sgn * 0.035, ev - 0.1, 0.012, 0.05, px), dark)
 
     # Nose bridge and nostrils; AU9 wrinkles the bridge and lifts the nostrils.
     _paint(img, 0.5 * _ellipse(u, v, 0.0, 0.12, 0.02, 0.14, px), 0.8 * skin)
     for k in range(3):
-        _paint(img, a["AU9"] * 0.8 * _ellipse(u, v, 0.0, 0.0 + 0.045 * k, 0.07, 0.01, px), dark)
+        _paint(img, a["AU9"] * 0.9 * _ellipse(u, v, 0.0, 0.0 + 0.045 * k, 0.08, 0.014, px), dark)
     for sgn in (-1.0, 1.0):
         _paint(img, _ellipse(u, v, sgn * (0.05 + 0.02 * a["AU9"]), 0.26 - 0.035 * a["AU9"], 0.03, 0.018, px), dark)
 
     # Mouth: corners move with AU12 (up), AU15 (down), AU20 (sideways), AU14 (one side up, dimple).
-    my, half_w = idt["mouth_y"], idt["mouth_w"] * (1 + 0.3 * a["AU20"] + 0.12 * a["AU12"])
+    my, half_w = idt["mouth_y"], idt["mouth_w"] * (1 + 0.45 * a["AU20"] + 0.15 * a["AU12"])
     s = np.clip(u / half_w, -1.0, 1.0)
     one_side = a["AU14"] * np.clip(face.side * s, 0.0, 1.0)
-    corner = -0.085 * a["AU12"] + 0.07 * a["AU15"] - 0.05 * one_side
-    curve = corner * s**2 - 0.01 * a["AU9"]
-    gap = 0.012 + 0.05 * a["AU26"] * (1 - s**2)
-    upper, lower = my + curve - gap / 2, my + curve + gap / 2 + 0.045 * a["AU26"] * (1 - s**2)
+    corner = -0.13 * a["AU12"] + 0.11 * a["AU15"] - 0.12 * one_side
+    curve = corner * s**2 - 0.015 * a["AU9"]
+    gap = 0.012 + 0.07 * a["AU26"] * (1 - s**2)
+    upper, lower = my + curve - gap / 2, my + curve + gap / 2 + 0.06 * a["AU26"] * (1 - s**2)
     lips_inner = np.clip(0.5 - (np.abs(v - (upper + lower) / 2) - (lower - upper) / 2) / px, 0, 1)
     lips = _band(u, v, (upper + lower) / 2, (lower - upper) / 2 + idt["lip"], -half_w, half_w, px)
     _paint(img, lips, np.array([0.6, 0.3, 0.3]) * idt["skin"].mean() + 0.15)
     _paint(img, lips * lips_inner * np.clip(gap / 0.02, 0.4, 1.0), 0.08 * np.ones(3))
-    _paint(img, one_side * 0.9 * _ellipse(u, v, face.side * (half_w + 0.03), my - 0.02, 0.012, 0.03, px), dark)
+    _paint(img, a["AU14"] * 0.9 * _ellipse(u, v, face.side * (half_w + 0.03), my - 0.02, 0.018, 0.04, px), dark)
     # AU12 deepens the nasolabial folds.
     for sgn in (-1.0, 1.0):
-        _paint(img, a["AU12"] * 0.6 * _ellipse(u, v, sgn * 0.17, 0.36, 0.012, 0.08, px), 0.7 * skin)
+        _paint(img, a["AU12"] * 0.8 * _ellipse(u, v, sgn * 0.17, 0.36, 0.015, 0.08, px), 0.6 * skin)
     return img
 
 

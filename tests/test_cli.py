@@ -36,10 +36,11 @@ def pipeline_in(folder: Path):
 
 def _pipeline(tmp: Path):
     steps = [
-        ("synth", "--out", tmp / "data", "--per-class", 9, "--size", 32, "--seed", 1),
+        ("synth", "--out", tmp / "data", "--per-class", 10, "--size", 32, "--seed", 1),
         ("prepare", "--root", tmp / "data/faces", "--size", 32, "--ground-truth", tmp / "data/faces_au.npz",
          "--out", tmp / "prepared", "--metrics", tmp / "m/prepare.json"),
-        ("split", "--dataset", tmp / "prepared", "--stimuli-per-class", 7, "--out", tmp / "split",
+        ("split", "--dataset", tmp / "prepared", "--stimuli-per-class", 7, "--val", 0.34, "--test", 0.34,
+         "--out", tmp / "split",
          "--metrics", tmp / "m/split.json"),
         ("stimuli", "--dataset", tmp / "prepared", "--splits", tmp / "split", "--display-size", 64,
          "--out", tmp / "stimuli"),
@@ -47,6 +48,16 @@ def _pipeline(tmp: Path):
          "--radius", 6, "--out", tmp / "logs", "--metrics", tmp / "m/simulate.json"),
         ("human", "--logs", tmp / "logs", "--stimuli", tmp / "stimuli", "--size", 64, "--radius", 6,
          "--splits", 3, "--out", tmp / "human", "--metrics", tmp / "m/human.json", "--plots", tmp / "plots"),
+        ("train", "--dataset", tmp / "prepared", "--splits", tmp / "split", "--stimuli", tmp / "stimuli",
+         "--logs", tmp / "logs", "--model", "tiny", "--steps", 6, "--batch-size", 8, "--warmup", 2,
+         "--save-every", 3, "--checkpoints", tmp / "ckpt", "--out", tmp / "model", "--metrics",
+         tmp / "m/train.json", "--plots", tmp / "plots"),
+        ("attribute", "--model", tmp / "model", "--stimuli", tmp / "stimuli", "--areas", "0.1,0.2",
+         "--max-iter", 4, "--batch", 28, "--out", tmp / "attribution", "--plots", tmp / "plots"),
+        ("compare", "--human", tmp / "human", "--human-metrics", tmp / "m/human.json", "--attribution",
+         tmp / "attribution", "--model", tmp / "model", "--logs", tmp / "logs", "--stimuli", tmp / "stimuli",
+         "--size", 32, "--boot", 100, "--out", tmp / "compare", "--report", tmp / "report", "--metrics",
+         tmp / "m/compare.json", "--plots", tmp / "plots"),
     ]
     for step in steps:
         result = run(*step)
@@ -54,8 +65,9 @@ def _pipeline(tmp: Path):
 
 
 def digest(folder: Path) -> dict:
+    """File hashes, leaving out Orbax's checkpoints (they carry timestamps; only the resume uses them)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and "ckpt" not in p.parts}
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +189,7 @@ def test_skip_bad_counts_instead_of_failing(tiny, tmp_path):
                  "--metrics", tmp_path / "m.json")
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["skipped"] == {"unreadable image": 1} and metrics["images"] == 8 * 9 - 1
+    assert metrics["skipped"] == {"unreadable image": 1} and metrics["images"] == 8 * 10 - 1
 
 
 def test_dvc_stages_declare_params_and_library_deps():
@@ -188,3 +200,85 @@ def test_dvc_stages_declare_params_and_library_deps():
         assert "ferjax/" in stage["deps"] and f"stages/{name}.py" in stage["deps"]
         assert stage["params"] == [name] and name in params
         assert stage["cmd"] == f"python stages/{name}.py"
+
+
+def test_train_attribute_compare_outputs(tiny):
+    import json
+
+    train = json.loads((tiny / "m/train.json").read_text())
+    assert 0 <= train["test_accuracy"] <= 1 and len(train["per_class"]) == 8
+    assert np.array(train["confusion"]).shape == (8, 8)
+    assert 0 <= train["two_afc"]["percent_correct"] <= 1 and "two_afc_seen" in train
+    seen = pd.read_csv(tiny / "model/seen_2afc.csv")
+    assert len(seen) == 3 * 56 and seen["model_seen"].dtype == bool
+    with np.load(tiny / "attribution/maps.npz") as z:
+        assert z["cam_true"].shape == (56, 32, 32) and z["ep_contrast"].shape == (56, 2, 32, 32)
+        assert 0 <= z["ep_true"].min() and z["ep_true"].max() <= 1
+    ranking = pd.read_csv(tiny / "compare/ranking.csv")
+    assert set(ranking["level"]) == {"image", "pair"} and set(ranking["human"]) == {"all", "correct"}
+    methods = set(ranking["method"])
+    assert {"CAM true", "GradCAM contrast", "EP 0.2 true", "center", "face prior", "shuffled"} <= methods
+    compare = json.loads((tiny / "m/compare.json").read_text())
+    assert "noise_ceiling" in compare and "CAM true" in compare["methods"]
+    assert (tiny / "plots/attribution_sheet.png").exists() and (tiny / "plots/confusion.png").exists()
+
+
+def test_report_is_self_contained(tiny):
+    import re
+
+    text = (tiny / "report/index.html").read_text()
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert len(sources) >= 8 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+
+
+def test_report_renders_in_a_real_browser(tiny, tmp_path):
+    import os
+
+    from conftest import missing_reference
+
+    if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
+        missing_reference("needs apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get((tiny / "report/index.html").as_uri())
+        loaded = driver.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+        assert len(loaded) >= 8 and all(loaded)
+        assert driver.execute_script("return document.querySelectorAll('table').length") >= 3
+    finally:
+        driver.quit()
+
+
+def test_one_vs_one_trains_and_is_explained_end_to_end(tiny, tmp_path):
+    import json
+
+    result = run("train", "--dataset", tiny / "prepared", "--splits", tiny / "split", "--stimuli", tiny / "stimuli",
+                 "--model", "tiny", "--mode", "one_vs_one", "--steps", 3, "--batch-size", 4, "--warmup", 1,
+                 "--out", tmp_path / "model", "--metrics", tmp_path / "train.json")
+    assert result.exit_code == 0, result.output
+    spec = json.loads((tmp_path / "model/model.json").read_text())
+    assert spec["mode"] == "one_vs_one"
+    assert json.loads((tmp_path / "train.json").read_text())["two_afc"]["percent_correct"] >= 0
+    result = run("attribute", "--model", tmp_path / "model", "--stimuli", tiny / "stimuli", "--max-iter", 2,
+                 "--out", tmp_path / "attribution")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "attribution/maps.npz") as z:
+        assert z["gradcam_contrast"].shape == (56, 32, 32) and np.isfinite(z["ep_true"]).all()
+
+
+def test_train_rejects_a_mismatched_split(tiny, tmp_path):
+    table = pd.read_csv(tiny / "split/splits.csv").iloc[:-1]
+    table.to_csv(tmp_path / "splits.csv", index=False)
+    result = run("train", "--dataset", tiny / "prepared", "--splits", tmp_path / "splits.csv", "--stimuli",
+                 tiny / "stimuli", "--model", "tiny", "--steps", 2, "--out", tmp_path / "model")
+    assert result.exit_code == 2 and "splits.csv" in result.output and not (tmp_path / "model").exists()
