@@ -4,10 +4,16 @@ A JAX reimplementation and extension of Park & Wallraven (2021), "Comparing
 Facial Expression Recognition in Humans and Machines: Using CAM, GradCAM, and
 Extremal Perturbation" (ACPR 2021, arXiv 2110.04481).
 
-Main path: ``ferjax.cli`` (one subcommand per DVC stage) -> ``stages/*.py`` ->
-the library modules named after what they hold: ``render`` (synthetic faces),
-``datasets`` (real dataset formats), ``data`` (preparation, splits, trial
-lists), ``participants`` (simulated observers), ``human`` (click logs).
+Main path: ``dvc.yaml`` -> ``stages/<stage>.py`` (reads its params section) ->
+the ``ferjax <stage>`` subcommand in ``ferjax.commands`` (file I/O) -> the
+library modules, named after what they hold: ``render`` (synthetic faces),
+``datasets`` (real dataset formats), ``data`` (splits, trial lists),
+``participants`` (simulated observers), ``human`` (click logs and maps),
+``display`` (what a participant saw), ``model`` and ``train`` (the network),
+``attribution`` and ``perturbation`` (CAM, GradCAM, Extremal Perturbation),
+``compare`` (map metrics), ``ranking`` and ``stats`` (intervals and tests),
+``study`` (people vs network) and ``report`` (HTML). ``experiment`` runs the
+task in the browser.
 """
 
 __version__ = "0.1.0"

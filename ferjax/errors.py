@@ -31,3 +31,21 @@ class InputError(Exception):
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+
+def cli_errors(fn):
+    """Decorate a click command: an InputError becomes one line on stderr and exit status 2."""
+    import functools
+    import sys
+
+    import click
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as err:
+            click.echo(f"error: {err.line()}", err=True)
+            sys.exit(2)
+
+    return wrapper

@@ -62,8 +62,9 @@ def score(method_maps: dict, human_maps, points=None, valid=None, *, tops=TOPS) 
     human = np.asarray(human_maps, np.float32)
     for name, maps in method_maps.items():
         maps = np.asarray(maps, np.float32)
-        values = {f"dice@{t:g}": compare.dice(maps, human, top=t) for t in tops}
-        values.update({f"iou@{t:g}": compare.iou(maps, human, top=t) for t in tops})
+        dices, ious = compare.dice_iou(maps, human, tuple(tops))
+        values = {f"dice@{t:g}": d for t, d in zip(tops, dices)}
+        values.update({f"iou@{t:g}": v for t, v in zip(tops, ious)})
         values.update(spearman=compare.spearman(maps, human), pearson=compare.pearson(maps, human),
                       kld=compare.kld(maps, human), sim=compare.sim(maps, human))
         if points is not None:

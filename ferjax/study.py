@@ -173,14 +173,14 @@ def build_report(result, acc, head, human_maps, attributions, order, filenames, 
     names = list(pair_methods)
     figs = []
     tile = people.shape[-1]
+    pair_of = trials.drop_duplicates("filename").set_index("filename")[["true", "foil"]]
+    pair_of = {n: (int(t), int(f)) for n, t, f in pair_of.itertuples()}
     for c in range(len(NAMES)):
         tiles, labels = [], []
         for p, (t, f) in enumerate(np.asarray(pairs)):
             if t != c:
                 continue
-            members = [n for n in filenames
-                       if tuple(trials.drop_duplicates("filename").set_index("filename").loc[n, ["true", "foil"]])
-                       == (t, f)]
+            members = [n for n in filenames if pair_of[n] == (t, f)]
             faces = [np.asarray(Image.open(f"{stimuli_dir}/{n}").convert("L").resize((tile, tile)), float)
                      for n in members]
             face = np.round(np.mean(faces, 0)).astype(np.uint8)

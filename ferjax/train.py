@@ -160,7 +160,9 @@ def train(images, labels, val_images=None, val_labels=None, *, model="small", mo
 
     history = {"step": [], "loss": [], "accuracy": [], "val_step": [], "val_accuracy": []}
     per_step = batch_size * (n_pairs if ovo else 1)
-    bar = tqdm(total=steps, initial=start, desc=f"train {model}", unit="step", disable=not progress, leave=False)
+    # disable=None: a bar on a terminal, none in logs (e.g. under `dvc repro`).
+    bar = tqdm(total=steps, initial=start, desc=f"train {model}", unit="step",
+               disable=None if progress else True, leave=False)
     pending, tick, done = [], time.perf_counter(), start
     try:
         for step in range(start, steps):

@@ -238,3 +238,14 @@ def test_against_pysaliency(ties, monkeypatch):
     fixated[pts[:, 1], pts[:, 0]] = True
     ref, _, _ = nu.general_roc_numba(a[pts[:, 1], pts[:, 0]], a[~fixated], judd=1)
     np.testing.assert_allclose(C.auc_judd(a, pts), ref, **TOL)
+
+
+def test_dice_iou_at_several_tops_equals_the_single_calls():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 4, (3, 12, 10)).astype(np.float32)  # many ties
+    b = rng.random((3, 12, 10)).astype(np.float32)
+    tops = (0.05, 0.1, 0.3)
+    dices, ious = C.dice_iou(a, b, tops)
+    for i, t in enumerate(tops):
+        np.testing.assert_allclose(dices[i], C.dice(a, b, top=t), atol=1e-7)
+        np.testing.assert_allclose(ious[i], C.iou(a, b, top=t), atol=1e-7)

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
 import click
 
 from ferjax.errors import InputError
+from ferjax.errors import cli_errors as _user_errors
 
 _PATH = functools.partial(click.Path, path_type=Path)
 
 
-def _user_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as err:
-            click.echo(f"error: {err.line()}", err=True)
-            sys.exit(2)
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -74,7 +65,14 @@ def serve(stimuli, trials, db, host, port, admin_token, participants, instructio
 
     from ferjax.experiment.app import create_app
     from ferjax.experiment.db import Store
-    from ferjax.experiment.design import LABELS, TEXTS, Design, read_labels, read_texts, read_trials
+    from ferjax.experiment.design import (
+        LABELS,
+        TEXTS,
+        Design,
+        read_labels,
+        read_texts,
+        read_trials,
+    )
 
     if len(admin_token) < 8:
         raise InputError("--admin-token", None, "use at least 8 characters")
