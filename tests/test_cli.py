@@ -209,6 +209,9 @@ def test_train_attribute_compare_outputs(tiny):
     assert 0 <= train["test_accuracy"] <= 1 and len(train["per_class"]) == 8
     assert np.array(train["confusion"]).shape == (8, 8)
     assert 0 <= train["two_afc"]["percent_correct"] <= 1 and "two_afc_seen" in train
+    for entry in train["two_afc"]["per_class"].values():
+        lo, hi = entry["ci95"]
+        assert 0 <= lo <= entry["percent_correct"] <= hi <= 1
     seen = pd.read_csv(tiny / "model/seen_2afc.csv")
     assert len(seen) == 3 * 56 and seen["model_seen"].dtype == bool
     with np.load(tiny / "attribution/maps.npz") as z:

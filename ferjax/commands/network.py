@@ -138,8 +138,11 @@ def train_cmd(dataset, splits, stimuli_dir, logs, model_name, mode, steps, batch
                "confusion": test["confusion"].tolist(), "steps": steps, "mode": mode, "model": model_name}
     k, n = int(stim["correct"].sum()), len(stim)
     lo, hi = human.wilson(k, n)
-    summary["two_afc"] = {"percent_correct": k / n, "ci95": [float(lo), float(hi)],
-                          "per_class": {NAMES[c]: float(g["correct"].mean()) for c, g in stim.groupby("true")}}
+    per_class = {}
+    for c, g in stim.groupby("true"):
+        c_lo, c_hi = human.wilson(int(g["correct"].sum()), len(g))
+        per_class[NAMES[c]] = {"percent_correct": float(g["correct"].mean()), "ci95": [float(c_lo), float(c_hi)]}
+    summary["two_afc"] = {"percent_correct": k / n, "ci95": [float(lo), float(hi)], "per_class": per_class}
     seen_table = None
     if logs is not None:
         log_trials, log_clicks = human.load_logs(logs, size=shown.shape[1])
