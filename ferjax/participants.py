@@ -171,6 +171,11 @@ def simulate(filenames, labels, foils, masks=None, intensities=None, *, particip
     return trials, clicks, dates
 
 
+def _mode(counts: pd.Series):
+    """The most common value (the smallest of ties), or None for no trials."""
+    return int(counts.mode().min()) if len(counts) else None
+
+
 def summarise(trials: pd.DataFrame) -> dict:
     """Headline behaviour of a set of trials, scored as the reference scored them.
 
@@ -199,8 +204,8 @@ def summarise(trials: pd.DataFrame) -> dict:
         "zero_click_trials": int((scored["count"] == 0).sum()),
         "clicks_median": float(scored["count"].median()),
         "clicks_mean": float(scored["count"].mean()),
-        "clicks_mode_correct": int(scored.loc[scored["hit"], "count"].mode().min()),
-        "clicks_mode_wrong": int(scored.loc[~scored["hit"], "count"].mode().min()),
+        "clicks_mode_correct": _mode(scored.loc[scored["hit"], "count"]),
+        "clicks_mode_wrong": _mode(scored.loc[~scored["hit"], "count"]),
         "time_median": float(scored["time"].median()),
         "r_accuracy_time": float(np.corrcoef(pairs["acc"], pairs["time"])[0, 1]),
         "r_accuracy_clicks": float(np.corrcoef(pairs["acc"], pairs["clicks"])[0, 1]),

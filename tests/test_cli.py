@@ -1,6 +1,7 @@
 """The pipeline's commands end to end on a tiny study: outputs, reproducibility, bad input."""
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def test_outputs_follow_the_reference_layout(tiny):
     for name in stimuli["filename"]:
         assert (tiny / "stimuli" / name).exists()
         assert name.split("/")[0].isdigit()
+    provenance = json.loads((tiny / "logs/provenance.json").read_text())
+    assert provenance["params"]["participants"] == 3 and "not people" in provenance["study"]
     folders = sorted(p.name for p in (tiny / "logs").iterdir() if p.is_dir())
     assert len(folders) == 3 and all(len(f.split("_")[0]) == 6 for f in folders)
     roles = pd.read_csv(tiny / "split/splits.csv")["role"]

@@ -79,3 +79,10 @@ def test_evidence_favours_the_true_class():
     x[0, render.AUS.index("AU6")] = 0.7
     e = participants.pair_evidence(x, np.array([1]), np.array([0]))  # happy vs neutral
     assert e[0, render.AUS.index("AU12")] > 0.5 and e[0, render.AUS.index("AU4")] == 0
+
+
+def test_summary_of_trials_without_errors_has_no_wrong_mode(study):
+    trials, _, _ = study
+    perfect = trials[trials["correct"] & (trials["count"] > 0)]
+    summary = participants.summarise(perfect)
+    assert summary["percent_correct"] == 1.0 and summary["clicks_mode_wrong"] is None

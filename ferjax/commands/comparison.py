@@ -14,7 +14,7 @@ from ferjax.errors import cli_errors as _user_errors
 from ferjax.provenance import stamp
 
 
-def _click_points(trials_files, clicks, filenames):
+def _click_points(clicks, filenames):
     """Click positions per image as padded (N, K, 2) int (x, y) and (N, K) validity."""
     groups = {f: g[["x", "y"]].to_numpy() for f, g in clicks.groupby("filename")}
     k = max([len(v) for v in groups.values()] + [1])
@@ -82,7 +82,7 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
                          "the explained stimuli differ from the images in the human maps",
                          "run `ferjax attribute` and `ferjax human` on the same study")
     order = pd.Index(index["filename"]).get_indexer(filenames)
-    points, valid = _click_points(trials, clicks, filenames)
+    points, valid = _click_points(clicks, filenames)
     result = compare_study.run(hm, {k: v[order] for k, v in am.items() if v.ndim >= 3}, am["areas"], trials,
                                filenames, points, valid, ceiling=people["reliability"]["spearman_brown"],
                                size=size, n_boot=boot, seed=seed)

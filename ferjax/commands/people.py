@@ -63,6 +63,9 @@ def simulate(stimuli_dir, n_participants, seed, radius, display_size, behaviour_
         behaviour=behaviour, progress=tqdm(total=n_participants, desc="participants", disable=None, leave=False))
     with files.atomic_path(out, directory=True) as tmp:
         human.save_reference(log, clicks, tmp, dates)
+        files.write_json(tmp / "provenance.json", stamp(
+            {"participants": n_participants, "seed": seed, "radius": radius, "display_size": display_size,
+             "behaviour": vars(behaviour)}, study="simulated participants (ferjax.participants), not people"))
     summary = participants.summarise(log)
     if metrics:
         files.write_json(metrics, {"synthetic": True, **summary})
@@ -173,7 +176,7 @@ def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, si
         "reliability": {"spearman_brown": float(reliability["mean"]), "sd": float(reliability["std"]),
                         "splits": splits},
     }
-    params = {k: v for k, v in options.items()}
+    params = dict(options)
     params.update(logs=str(logs), splits=splits, seed=seed)
     with files.atomic_path(out, directory=True) as tmp:
         files.save_npz(tmp / "maps.npz", image_all=maps, image_correct=correct_maps, pair_all=pair_all,
