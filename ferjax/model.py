@@ -164,22 +164,6 @@ def logits(features, classifier, params, x):
     return classifier(params, features(params, x).mean((1, 2)))
 
 
-def cam(features, classifier_weights, params, x, classes):
-    """Class activation maps ``(N, h, w)`` of ``classes`` (one per image).
-
-    ``classifier_weights(params)`` returns the head's ``(K, C)`` kernel; see
-    :func:`head_kernel` for the networks made here.
-    """
-    f = features(params, x)
-    w = classifier_weights(params)[:, jnp.asarray(classes)]  # (K, N)
-    return jnp.einsum("nhwk,kn->nhw", f, w)
-
-
-def head_kernel(params):
-    """The ``(K, C)`` weight matrix of a network made by :func:`create`."""
-    return params["head"]["kernel"]
-
-
 def count(params):
     """Number of parameters."""
     return sum(int(p.size) for p in jax.tree.leaves(params))

@@ -109,13 +109,3 @@ def summarise(scores: pd.DataFrame, *, ceiling: float | None = None, n_boot: int
     result["rank"] = result.groupby("metric").cumcount() + 1
     return result
 
-
-def pair_level(maps, filenames, trials):
-    """The reference's per-pair maps of any method: each image map min-max normalised, then summed per (true, foil).
-
-    Returns ``(pair_maps (P, H, W), pairs (P, 2))`` in the same order as
-    ``ferjax.human.pair_maps``.
-    """
-    from ferjax import human
-
-    return human.pair_maps(np.asarray(maps), list(filenames), trials)

@@ -18,7 +18,8 @@ import jax
 import numpy as np
 import pandas as pd
 
-from ferjax import human, ranking, report as doc, stats
+from ferjax import human, ranking, stats
+from ferjax import report as doc
 from ferjax.labels import NAMES
 
 
@@ -148,11 +149,12 @@ def log_text(table, head) -> str:
     return "\n".join(lines)
 
 
-def build_report(result, acc, head, human_maps, attributions, order, filenames, trials, stimuli_dir, *,
-           provenance) -> str:
-    """The self-contained HTML report (see :mod:`ferjax.report`)."""
-    from PIL import Image
+def build_report(result, acc, head, faces, *, provenance) -> str:
+    """The self-contained HTML report (see :mod:`ferjax.report`).
 
+    ``faces``: the mean face of each ordered pair, in the order of the pair
+    maps of ``result``, at their resolution.
+    """
     from ferjax import figures
 
     rank = result["ranking"]
@@ -172,18 +174,12 @@ def build_report(result, acc, head, human_maps, attributions, order, filenames, 
     people, pair_methods, pairs = result["pairs"]["all"]
     names = list(pair_methods)
     figs = []
-    tile = people.shape[-1]
-    pair_of = trials.drop_duplicates("filename").set_index("filename")[["true", "foil"]]
-    pair_of = {n: (int(t), int(f)) for n, t, f in pair_of.itertuples()}
     for c in range(len(NAMES)):
         tiles, labels = [], []
         for p, (t, f) in enumerate(np.asarray(pairs)):
             if t != c:
                 continue
-            members = [n for n in filenames if pair_of[n] == (t, f)]
-            faces = [np.asarray(Image.open(f"{stimuli_dir}/{n}").convert("L").resize((tile, tile)), float)
-                     for n in members]
-            face = np.round(np.mean(faces, 0)).astype(np.uint8)
+            face = faces[p]
             tiles += [np.repeat(face[..., None], 3, -1), figures.overlay(face, people[p])]
             tiles += [figures.overlay(face, pair_methods[n][p]) for n in names]
             labels += [f"{NAMES[t]} vs {NAMES[f]}", "people"] + names

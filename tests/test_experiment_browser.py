@@ -14,6 +14,7 @@ import tempfile
 import numpy as np
 import pytest
 from conftest import missing_reference
+from selenium import webdriver
 
 from ferjax.experiment.db import Store
 from ferjax.experiment.demo import make_stimuli
@@ -21,8 +22,6 @@ from ferjax.experiment.design import read_trials
 from ferjax.experiment.export import export
 from ferjax.experiment.loadcheck import free_port, start_server, stop
 from ferjax.human import load_logs, rasterize
-
-from selenium import webdriver
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ferjax import model
+from ferjax import attribution, model
 from ferjax.errors import InputError
 
 
@@ -22,7 +22,8 @@ def test_logits_are_classifier_of_pooled_features(name, size, channels):
     np.testing.assert_array_equal(z, classifier(params, f.mean((1, 2))))
     assert z.shape == (2, 8)
     # CAM: the spatial mean of a class's map is its logit minus the bias
-    maps = model.cam(features, model.head_kernel, params, x, [3, 5])
+    maps = attribution.cam(features, classifier, params, x, np.array([3, 5]), relu=False, normalize=False,
+                           upsample=False)
     bias = np.asarray(params["head"]["bias"])[[3, 5]]
     np.testing.assert_allclose(maps.mean((1, 2)), np.asarray(z)[[0, 1], [3, 5]] - bias, rtol=1e-4, atol=1e-4)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ferjax import files, human
+from ferjax.commands.people import mean_faces
 from ferjax.errors import InputError
 from ferjax.errors import cli_errors as _user_errors
 from ferjax.provenance import stamp
@@ -97,8 +98,10 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
         files.write_csv(Path(plots) / "compare_methods.csv", compare_study.methods_plot(result["ranking"]))
         files.write_csv(Path(plots) / "accuracy_pairs.csv", accuracy["pairs"][["pair", "people", "model", "model_seen"]])
     if report:
-        html_text = compare_study.build_report(result, accuracy, headline, hm, am, order, filenames, trials, stimuli_dir,
-                                         provenance=json.loads((Path(model_dir) / "provenance.json").read_text()))
+        people, _, pairs = result["pairs"]["all"]
+        faces = mean_faces(stimuli_dir, filenames, pairs, trials, people.shape[-1])
+        html_text = compare_study.build_report(result, accuracy, headline, faces,
+                                               provenance=json.loads((Path(model_dir) / "provenance.json").read_text()))
         with files.atomic_path(Path(report) / "index.html") as tmp:
             tmp.write_text(html_text)
     if metrics:

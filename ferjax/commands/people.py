@@ -83,16 +83,16 @@ def _grid_option(text):
     return rows, cols
 
 
-def _mean_faces(stimuli_dir, filenames, pairs, trials, size):
-    """Mean grayscale face (size, size) uint8 of each ordered pair's stimuli."""
+def mean_faces(stimuli_dir, filenames, pairs, trials, size):
+    """Mean grayscale face (size, size) uint8 of each ordered (true, foil) pair's stimuli, in ``pairs`` order."""
     from PIL import Image
 
-    foil_of = trials.drop_duplicates("filename").set_index("filename")[["true", "foil"]]
+    pair_of = trials.drop_duplicates("filename").set_index("filename")[["true", "foil"]]
+    pair_of = {n: (int(t), int(f)) for n, t, f in pair_of.itertuples()}
     faces = []
     for true, foil in pairs:
-        names = [f for f in filenames if tuple(foil_of.loc[f]) == (true, foil)]
         stack = []
-        for name in names:
+        for name in (f for f in filenames if pair_of[f] == (true, foil)):
             path = Path(stimuli_dir) / name
             try:
                 with Image.open(path) as im:
@@ -192,7 +192,7 @@ def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, si
 
             # Tiles of at most 128 px keep the figure small enough to version in git.
             tile = min(size, 128)
-            faces = _mean_faces(stimuli_dir, filenames, pairs, trials, tile)
+            faces = mean_faces(stimuli_dir, filenames, pairs, trials, tile)
             tiles = [figures.overlay(face, figures.fit(m, tile)) for face, m in zip(faces, pair_all)]
             sheet = figures.grid(tiles, list(pair_table["pair"]), cols=7)
             with files.atomic_path(plots / "human_pair_maps.png") as tmp:
