@@ -250,6 +250,14 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=800, help="Extremal Perturbation iterations")
     ap.add_argument("--ep-images", type=int, default=8, help="images for Extremal Perturbation")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model-dir", default=None,
+                    help="a trained `small` model (`ferjax train` output, e.g. work/model) for the "
+                         "fast-preset comparison on real stimuli; skipped without it")
+    ap.add_argument("--stimuli", default="work/stimuli", help="stimuli for --model-dir")
+    ap.add_argument("--fast-iters", default="10,20,40,80",
+                    help="fast-preset iteration counts to try against TorchRay's 800")
+    ap.add_argument("--torch-device", default="cpu",
+                    help="device for the references (cpu, or cuda on a GPU machine)")
     ap.add_argument("--torch-threads", default="2,1",
                     help="torch thread counts to time the references with (first = primary)")
     args = ap.parse_args(argv)
@@ -289,13 +297,14 @@ def main(argv=None):
     params = randomise_norms(params, kn, jax)
     images = (jax.random.uniform(kx, (BATCH, SIZE, SIZE, CHANNELS)) - 0.5) / 0.25
     images_np = np.asarray(images)
-    x_t = torch.from_numpy(images_np.transpose(0, 3, 1, 2).copy())
-    net = torch_small(params, torch)
+    dev = torch.device(args.torch_device)
+    x_t = torch.from_numpy(images_np.transpose(0, 3, 1, 2).copy()).to(dev)
+    net = torch_small(params, torch).to(dev)
 
     ours_logits = np.asarray(jax.jit(lambda p, x: classifier(p, features(p, x).mean((1, 2))))(
         params, images))
     with torch.no_grad():
-        ref_logits = net(x_t).numpy()
+        ref_logits = net(x_t).cpu().numpy()
     err = float(np.abs(ours_logits - ref_logits).max())
     print(f"\nport check   : max |logits_jax - logits_torch| = {err:.2e} over {BATCH} images "
           f"(tolerance {PORT_ATOL:g}; logit scale {np.abs(ref_logits).max():.3g})")
@@ -392,7 +401,7 @@ def main(argv=None):
           "simple reward)")
     ep_images = images[:ni]
     ep_targets = np.full(ni, TARGET)
-    ep_net = torch_small(params, torch)  # TorchRay switches requires_grad off on the model
+    ep_net = torch_small(params, torch).to(dev)  # TorchRay switches requires_grad off on the model
 
     def ours_ep():
         out = perturbation.extremal_perturbation(features, classifier, params, ep_images,
@@ -402,9 +411,9 @@ def main(argv=None):
     def ref_ep():
         masks, rewards = [], []
         for i in range(ni):
-            x = torch.from_numpy(images_np[i].transpose(2, 0, 1)[None].copy())
+            x = torch.from_numpy(images_np[i].transpose(2, 0, 1)[None].copy()).to(dev)
             m, hist = torchray_ep.extremal_perturbation(ep_net, x, TARGET, **ep_kw)
-            masks.append(m.numpy()[0, 0])
+            masks.append(m.cpu().numpy()[0, 0])
             rewards.append(float(hist[0, 0, -1]))
         return np.stack(masks), np.asarray(rewards)
 
@@ -434,7 +443,7 @@ def main(argv=None):
     f_pyr = flops_of(pyr.lower(ep_images).compile())
     f_ours_ep = (f_prog - f_pyr) * iters + f_pyr
     # TorchRay: count 10 and 20 iterations on one image, extrapolate linearly, x images
-    x0 = torch.from_numpy(images_np[0].transpose(2, 0, 1)[None].copy())
+    x0 = torch.from_numpy(images_np[0].transpose(2, 0, 1)[None].copy()).to(dev)
     c10, c20 = (torch_flops(torch, lambda n=n: torchray_ep.extremal_perturbation(
         ep_net, x0, TARGET, **{**ep_kw, "max_iter": n})) for n in (10, 20))
     f_ref_ep = ni * (c10 + (c20 - c10) / 10 * (iters - 10))
@@ -459,10 +468,92 @@ def main(argv=None):
           + f"; area>0.5 ours {np.mean(ours_masks > 0.5):.3f}, "
             f"TorchRay {np.mean(ref_masks > 0.5):.3f}")
 
+    if args.model_dir:
+        fast_vs_faithful(args, torch, torchray_ep, thread_counts)
+
     print("\nFLOP notes: ours = XLA cost analysis of the compiled program (every op, "
           "elementwise included); references = torch.utils.flop_counter (convolutions and "
           "matrix products only), so the reference counts are lower bounds.")
     return 0
+
+
+def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
+    """The `fast` preset vs TorchRay's 800 faithful iterations on a trained network.
+
+    Every final mask is scored with TorchRay's own operator (its Perturbation
+    pyramid and the torch port): reward = target logit of the perturbed image.
+    """
+    import jax
+
+    from ferjax import model, perturbation
+    from ferjax.commands.network import _stimulus_images, _to_model, load_model
+
+    params, _, _, spec = load_model(args.model_dir)
+    if spec["model"] != "small" or spec["mode"] != "multiclass" or spec["channels"] != CHANNELS:
+        print(f"\n(fast-preset comparison skipped: needs a multiclass `small` grey model, got {spec})")
+        return
+    features, classifier = model.functions("small", num_classes=spec["num_classes"], channels=CHANNELS)
+    import pandas as pd
+    trials = pd.read_csv(os.path.join(args.stimuli, "trials.csv"))
+    rows = trials.groupby("true").head(1).index[:args.ep_images]
+    x01 = _to_model(_stimulus_images(args.stimuli, trials["filename"][rows], spec["size"], CHANNELS),
+                    spec["size"], CHANNELS)
+    images = np.asarray(model.preprocess(jax.numpy.asarray(x01)))
+    targets = trials["true"].to_numpy()[rows]
+    net = torch_small(params, torch)
+    kw = dict(areas=[0.1], step=2, sigma=6)
+    ni = len(rows)
+    print(f"\n## fast preset vs TorchRay's 800 faithful iterations: trained model {args.model_dir}, "
+          f"{ni} stimuli (one per class), true-class logit, area 0.1, step 2, sigma 6")
+
+    def torch_reward(mask, i):
+        x = torch.from_numpy(images[i].transpose(2, 0, 1)[None].copy())
+        pert = torchray_ep.Perturbation(x, num_levels=8, type="blur")
+        with torch.no_grad():
+            y = net(pert.apply(torch.from_numpy(np.asarray(mask, np.float32))[None, None]))
+        return float(y[0, targets[i]])
+
+    with torch.no_grad():
+        full = net(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()[np.arange(ni), targets]
+        blurred = np.array([float(net(torchray_ep.Perturbation(
+            torch.from_numpy(images[i].transpose(2, 0, 1)[None].copy()), num_levels=8,
+            type="blur").pyramid[:1])[0, targets[i]]) for i in range(ni)])
+    span = np.median(full - blurred)
+    torch.set_num_threads(min(thread_counts))
+    t0 = time.perf_counter()
+    ref_masks = []
+    for i in range(ni):
+        x = torch.from_numpy(images[i].transpose(2, 0, 1)[None].copy())
+        m, _ = torchray_ep.extremal_perturbation(net, x, int(targets[i]), max_iter=800, **kw)
+        ref_masks.append(m.numpy()[0, 0])
+    t_ref = (time.perf_counter() - t0) / ni
+    torch.set_num_threads(thread_counts[0])
+    ref_r = np.array([torch_reward(m, i) for i, m in enumerate(ref_masks)])
+    ref_a = np.array([np.mean(m > 0.5) for m in ref_masks])
+    print(f"reward range : target logit, unperturbed minus fully blurred, median {span:.3f}")
+    print(f"TorchRay 800 faithful, {min(thread_counts)} thr: {t_ref:7.3f} s/image; reward median "
+          f"{np.median(ref_r):.3f}; area>0.5 mean {ref_a.mean():.3f}")
+
+    def ours(preset, iters):
+        def run():
+            return jax.block_until_ready(perturbation.extremal_perturbation(
+                features, classifier, params, images, targets, max_iter=iters, preset=preset, **kw))
+        out = run()
+        t, _ = timed(run, 1 if iters >= 400 else args.runs)
+        masks = np.asarray(out["masks"])[:, 0]
+        r = np.array([torch_reward(m, i) for i, m in enumerate(masks)])
+        a = (masks > 0.5).mean(axis=(1, 2))
+        return t / ni, r, a, masks
+
+    for preset, iters in [("faithful", 800)] + [("fast", int(k)) for k in args.fast_iters.split(",")]:
+        t, r, a, masks = ours(preset, iters)
+        d = r - ref_r
+        reached = np.median(d) >= 0 and np.median(np.abs(a - ref_a)) <= 0.02
+        corr = np.mean([pearson(m, q) for m, q in zip(masks, ref_masks)])
+        print(f"ours {preset:8s} {iters:4d} it: {t:7.3f} s/image ({t_ref / t:6.1f}x faster); reward - "
+              f"TorchRay's: median {np.median(d):+.3f} (min {d.min():+.3f}, {np.mean(d >= 0):.0%} of "
+              f"images >= 0); |area diff| median {np.median(np.abs(a - ref_a)):.3f}; mask Pearson "
+              f"{corr:.3f}; {'REACHES' if reached else 'does not reach'} TorchRay's reward at its area")
 
 
 if __name__ == "__main__":

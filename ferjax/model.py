@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ferjax import conv
 from ferjax.errors import InputError
 
 NAMES = ("tiny", "small", "resnet18")
@@ -45,7 +46,8 @@ def _groups(width):
 class _ConvNormAct(nnx.Module):
     def __init__(self, cin, cout, *, kernel=3, stride=1, norm=True, act=True, dtype, rngs):
         self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding="SAME",
-                             use_bias=not norm, dtype=dtype, rngs=rngs)
+                             use_bias=not norm, dtype=dtype, rngs=rngs,
+                             conv_general_dilated=conv.conv_general_dilated)
         self.norm = nnx.GroupNorm(cout, num_groups=_groups(cout), dtype=dtype, rngs=rngs) if norm else None
         self.act = act
 

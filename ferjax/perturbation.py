@@ -35,6 +35,19 @@ For an image x and a target area a, find a smooth mask m in [0, 1]^{H x W}:
 The returned mask is the crop generated at the last iteration (before its
 update), as TorchRay returns it.
 
+Implementation (same mathematics, reorganised for XLA; ~8x faster per
+iteration than a literal port on a 2-core CPU):
+
+* the sorted-reference loss is ``(sum m^2 - 2 S_top + n_1) / M`` with ``S_top``
+  the sum of the ``n_1`` largest mask values, found by a radix select instead
+  of a sort (:func:`_area_loss`); ties are broken as a stable sort does;
+* the smooth max-convolution runs on (grid point, sub-pixel, cell) blocks
+  with a hand-written backward pass (:func:`_smooth_max`): no gathers;
+* the network's strided convolutions take their input gradient as a dense
+  sub-pixel convolution (:mod:`ferjax.conv`, for the networks of
+  :mod:`ferjax.model`);
+* images are split over the visible devices.
+
 ``scale_to``: TorchRay's step=7, sigma=21 suit 224 px images; on small images
 (64 px faces) the mask's blobs are then a third of the image. With
 ``scale_to=S`` both are multiplied by ``min(H, W) / S`` (step rounded, >= 1).
@@ -49,6 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = ["extremal_perturbation"]
 
@@ -100,7 +114,14 @@ def _apply(pyramid, mask):
 
 
 class _MaskGenerator:
-    """TorchRay's MaskGenerator geometry and weights (numpy, float32)."""
+    """TorchRay's MaskGenerator: geometry, and its smooth max-convolution in block form.
+
+    Output pixel ``u = step * i + s`` (per axis) takes the smooth max over the
+    (2r+1)^2 grid points ``j`` of ``v_j = p_{i + j - pad} k_j(s)``. The kernel weight
+    depends on ``j`` and the sub-position ``s`` only (not on ``i``): TorchRay's
+    nearest upsampling maps u to grid cell ``floor(u / step)``. So the mask is
+    computed on (J, S, S, h_mid, w_mid) blocks without gathers, then interleaved.
+    """
 
     def __init__(self, shape, step, sigma):
         self.shape, self.step, self.sigma = tuple(shape), int(step), float(sigma)
@@ -112,35 +133,95 @@ class _MaskGenerator:
         self.shape_mid = [z + 2 * self.padding - d + 1 for z in self.shape_in]
         self.shape_up = [step * z for z in self.shape_mid]
         self.shape_out = [z - step + 1 for z in self.shape_up]
-        # nearest-neighbour source index along each axis, as PyTorch computes it
-        self.near = [np.minimum(np.floor(np.arange(o, dtype=np.float32)
-                                         * (np.float32(m) / np.float32(u))).astype(np.int64), m - 1)
-                     for m, u, o in zip(self.shape_mid, self.shape_up, self.shape_out)]
-        uy, ux = np.meshgrid(np.arange(self.shape_out[0], dtype=np.float32),
-                             np.arange(self.shape_out[1], dtype=np.float32), indexing="ij")
-        weight = np.zeros((d * d, *self.shape_out), np.float32)
-        for ky in range(d):
-            for kx in range(d):
-                iy = self.near[0][:, None].astype(np.float32) + ky - self.padding
-                ix = self.near[1][None, :].astype(np.float32) + kx - self.padding
-                delta = np.sqrt((uy - (np.float32(self.margin) + step * iy)) ** 2
-                                + (ux - (np.float32(self.margin) + step * ix)) ** 2)
-                z = delta / np.float32(self.sigma)
-                weight[ky * d + kx] = np.exp(-2 * np.maximum(z - 0.5, 0) ** 2)
-        self.weight = weight
+        for m, u, o in zip(self.shape_mid, self.shape_up, self.shape_out):
+            # PyTorch's nearest-neighbour source index, in float32 as it computes it
+            near = np.floor(np.arange(o, dtype=np.float32) * (np.float32(m) / np.float32(u)))
+            if not np.array_equal(np.minimum(near.astype(np.int64), m - 1), np.arange(o) // step):
+                raise ValueError(f"unsupported mask geometry: step={step}, sigma={sigma}, shape={shape}")
+        # offset of pixel (s, t) in a cell from grid point j = (a, b):
+        # s - margin + step * (padding - a)
+        off = np.arange(step, dtype=np.float32)[None, :] - np.float32(self.margin) \
+            + step * (self.padding - np.arange(d, dtype=np.float32))[:, None]       # (d, S)
+        delta = np.sqrt(off[:, None, :, None] ** 2 + off[None, :, None, :] ** 2)  # (a, b, s, t)
+        z = delta / np.float32(self.sigma)
+        self.weight = np.exp(-2 * np.maximum(z - 0.5, 0) ** 2).astype(np.float32).reshape(d * d, step * step)
 
     def generate(self, p):
         """p (h_in, w_in) -> (cropped (H, W), full (H_out, W_out)) masks."""
-        d, pad = 2 * self.radius + 1, self.padding
-        pp = jnp.pad(p, pad)
+        d, pad, step = 2 * self.radius + 1, self.padding, self.step
         mh, mw = self.shape_mid
+        pp = jnp.pad(p, pad)
         patches = jnp.stack([pp[ky:ky + mh, kx:kx + mw] for ky in range(d) for kx in range(d)])
-        up = patches[:, self.near[0]][:, :, self.near[1]]            # (d*d, H_out, W_out)
-        m = jnp.asarray(self.weight) * up
-        m = (m * jax.nn.softmax(COLDNESS * m, axis=0)).sum(axis=0)
-        m = _clamp01(m)
+        m = _smooth_max(jnp.asarray(self.weight), patches.reshape(d * d, mh * mw))  # (S*S, L)
+        m = m.reshape(step, step, mh, mw).transpose(2, 0, 3, 1).reshape(mh * step, mw * step)
+        m = _clamp01(m[:self.shape_out[0], :self.shape_out[1]])
         o = round(self.margin)
         return m[o:o + self.shape[0], o:o + self.shape[1]], m
+
+
+@jax.custom_vjp
+def _smooth_max(w, v):
+    """``out[q, l] = sum_j m_j e_j / sum_j e_j``, ``m_j = w[j, q] v[j, l]``, ``e_j = exp(20 m_j)``.
+
+    w (J, Q) kernel weights, v (J, L) mask values, both in [0, 1], so ``e_j <=
+    e^20`` and no max needs subtracting in float32. The hand-written backward
+    recomputes ``e`` instead of storing the (J, Q, L) tensor:
+    ``d out / d m_j = e_j / Z (1 + 20 (m_j - out))``.
+    """
+    return _smooth_max_fwd(w, v)[0]
+
+
+def _smooth_max_fwd(w, v):
+    # sums over j written as explicit slice sums: XLA:CPU then emits one
+    # vectorised elementwise loop instead of a slow generic reduction
+    m = [w[j][:, None] * v[j][None, :] for j in range(w.shape[0])]
+    e = [jnp.exp(COLDNESS * mj) for mj in m]
+    z = sum(e)
+    out = sum(mj * ej for mj, ej in zip(m, e)) / z
+    return out, (w, v, z, out)
+
+
+def _smooth_max_bwd(res, g):
+    w, v, z, out = res
+    m = w[:, :, None] * v[:, None, :]
+    dm = (g / z) * jnp.exp(COLDNESS * m) * (1 + COLDNESS * (m - out)) * w[:, :, None]
+    # the sum over the Q sub-positions as explicit slices keeps it one elementwise loop
+    return jnp.zeros_like(w), sum(dm[:, q] for q in range(w.shape[1]))
+
+
+_smooth_max.defvjp(_smooth_max_fwd, _smooth_max_bwd)
+
+
+def _top_sum(x, k):
+    """Sum of the k largest entries of non-negative x (flat), k >= 1 (traced ok).
+
+    The k-th largest value tau comes from a radix select on the float32 bit
+    patterns (order-preserving for x >= 0): 31 counting passes instead of a
+    sort. The gradient is 1 on the entries a stable sort puts in the top k.
+    """
+    bits = lax.bitcast_convert_type(x + 0.0, jnp.int32)  # + 0.0 turns -0.0 into +0.0
+
+    def bit(b, prefix):
+        cand = prefix | (1 << (30 - b))
+        return jnp.where((bits >= cand).sum() >= k, cand, prefix)
+
+    tau = lax.bitcast_convert_type(lax.fori_loop(0, 31, bit, jnp.int32(0), unroll=True), jnp.float32)
+    above, tied = x > tau, x == tau
+    # ties at tau: the last (k - #above) by index count, as in a stable ascending sort
+    # (jnp.sort's and PyTorch's CPU sort's order, so gradients match theirs exactly)
+    rank_from_end = jnp.cumsum(tied[::-1])[::-1]
+    weight = lax.stop_gradient(above | (tied & (rank_from_end <= k - above.sum())))
+    return (weight * x).sum()
+
+
+def _area_loss(full, n_ones):
+    """TorchRay's ``mean((sort(m) - r)^2)``, r = n0 zeros then ``n_ones`` ones.
+
+    Equal to ``(sum m^2 - 2 * (sum of the n_ones largest m) + n_ones) / M``.
+    """
+    x = full.ravel()
+    top = jnp.where(n_ones > 0, _top_sum(x, jnp.maximum(n_ones, 1)), 0.0)
+    return (jnp.sum(x * x) - 2 * top + n_ones) / x.size
 
 
 def _clamp01(x):
@@ -157,9 +238,7 @@ def _ep(features, classifier, params, images, t_true, t_foil, contrast, *, areas
         optimizer="sgd", lr=LR, growth=REGUL_GROWTH):
     gen = _MaskGenerator(images.shape[1:3], step, sigma)
     max_area = int(np.prod(gen.shape_out))
-    ref = np.ones((len(areas), max_area), np.float32)
-    for i, a in enumerate(areas):
-        ref[i, :int(max_area * (1 - a))] = 0
+    n_ones = np.array([max_area - int(max_area * (1 - a)) for a in areas], np.int32)
     weights = np.float32(REGUL_WEIGHT) * np.ones(max_iter, np.float32)
     w = REGUL_WEIGHT
     for t in range(max_iter):
@@ -175,7 +254,7 @@ def _ep(features, classifier, params, images, t_true, t_foil, contrast, *, areas
             s = y[:, tt] - others.max(axis=1)
         return s
 
-    def one(pyr, ref_a, tt, tf):
+    def one(pyr, n_a, tt, tf):
         def energy(p, lam, flip):
             crop, full = gen.generate(p)
             if variant == "preserve":
@@ -187,7 +266,7 @@ def _ep(features, classifier, params, images, t_true, t_foil, contrast, *, areas
             x = jnp.where(flip, x[:, :, ::-1], x)
             s = score(x, tt, tf, contrast)
             r = {"preserve": s[0], "delete": -s[0], "dual": s[0] - s[-1]}[variant]
-            regul = -jnp.mean((jnp.sort(full.ravel()) - ref_a) ** 2) * lam
+            regul = -_area_loss(full, n_a) * lam
             return r + regul, (crop, r)
 
         def body(carry, xs):
@@ -214,7 +293,7 @@ def _ep(features, classifier, params, images, t_true, t_foil, contrast, *, areas
 
     pyramids = jax.vmap(lambda im: _pyramid(im, num_levels, max_blur, perturbation))(images)
     per_area = jax.vmap(one, in_axes=(None, 0, None, None))
-    masks, rewards = jax.vmap(per_area, in_axes=(0, None, 0, 0))(pyramids, jnp.asarray(ref),
+    masks, rewards = jax.vmap(per_area, in_axes=(0, None, 0, 0))(pyramids, jnp.asarray(n_ones),
                                                                   t_true, t_foil)
     return masks, rewards
 
@@ -222,7 +301,7 @@ def _ep(features, classifier, params, images, t_true, t_foil, contrast, *, areas
 def extremal_perturbation(features, classifier, params, images, targets, *, areas=(0.1,),
                           variant="preserve", perturbation="blur", max_iter=800, step=7,
                           sigma=21, num_levels=8, max_blur=20, jitter=True, reward="score",
-                          scale_to=None, preset="faithful"):
+                          scale_to=None, preset="faithful", mesh=None):
     """Extremal perturbation masks (Fong, Patrick & Vedaldi, ICCV 2019).
 
     Args:
@@ -244,6 +323,10 @@ def extremal_perturbation(features, classifier, params, images, targets, *, area
         Adam with lr 0.05, and the area weight grown by 1.0035^(800 /
         max_iter) per iteration, so that it ends where TorchRay's 800
         iterations end (300 * 1.0035^800 ~ 4,900) whatever ``max_iter``.
+
+      mesh: a 1-D ``jax.sharding.Mesh`` to split the images over (default: all
+        visible devices; on CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``
+        makes one device per core, which runs the images in parallel streams).
 
     Returns:
       dict with ``masks`` (N, A, H, W) in [0, 1]; ``reward`` (N, A), the reward
@@ -274,10 +357,18 @@ def extremal_perturbation(features, classifier, params, images, targets, *, area
     if preset not in ("faithful", "fast"):
         raise ValueError(f"preset must be 'faithful' or 'fast', got {preset!r}")
     fast = {"optimizer": "adam", "lr": 0.05, "growth": REGUL_GROWTH ** (800.0 / max(int(max_iter), 1))}
-    masks, rewards = _ep(features, classifier, params, images, jnp.asarray(t_true, jnp.int32),
-                         jnp.asarray(t_foil, jnp.int32), contrast, areas=areas,
-                         variant=variant, perturbation=perturbation, max_iter=int(max_iter),
-                         step=int(step), sigma=float(sigma), num_levels=int(num_levels),
-                         max_blur=float(max_blur), jitter=bool(jitter), reward=reward,
-                         **(fast if preset == "fast" else {}))
+    # images are independent: split them over the devices (padding with copies of
+    # the last one), parameters replicated
+    mesh = mesh if mesh is not None else Mesh(np.array(jax.devices()), ("data",))
+    pad = -n % mesh.size
+    batch, repl = NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+    grow = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)]) if pad else a  # noqa: E731
+    images, t_true, t_foil = jax.device_put(
+        [grow(images), grow(jnp.asarray(t_true, jnp.int32)), grow(jnp.asarray(t_foil, jnp.int32))], batch)
+    masks, rewards = _ep(features, classifier, jax.device_put(params, repl), images, t_true, t_foil,
+                         contrast, areas=areas, variant=variant, perturbation=perturbation,
+                         max_iter=int(max_iter), step=int(step), sigma=float(sigma),
+                         num_levels=int(num_levels), max_blur=float(max_blur), jitter=bool(jitter),
+                         reward=reward, **(fast if preset == "fast" else {}))
+    masks, rewards = masks[:n], rewards[:n]
     return {"masks": masks, "reward": rewards, "area": (masks > 0.5).mean(axis=(2, 3))}

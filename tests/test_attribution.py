@@ -302,6 +302,70 @@ def test_extremal_perturbation_matches_torchray(variant, n_images, areas):
         assert masks[i, -1, cy, cx] > 0.9
 
 
+def trained_blob_net(seed=0, steps=300):
+    """The conv + GAP + affine net trained (Adam) to tell a bright blob (class 0) from none (1).
+
+    Its evidence is localised: only the blob's pixels raise class 0's logit.
+    Returns (params, train images with a blob at varied places).
+    """
+    import optax
+
+    rng = np.random.default_rng(seed)
+    size, n = 32, 64
+    yy, xx = np.mgrid[:size, :size]
+    centres = rng.uniform(7, size - 7, (n, 2))
+    blobs = np.exp(-((yy - centres[:, :1, None]) ** 2 + (xx - centres[:, 1:, None]) ** 2) / (2 * 3.0 ** 2))
+    labels = np.arange(n) % 2
+    x = 0.2 + 0.05 * rng.standard_normal((n, size, size, 3)) + 0.8 * (blobs * (labels == 0)[:, None, None])[..., None]
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(labels)
+    params = random_net(seed=seed, k=4, c=2)
+    opt = optax.adam(0.03)
+    state = opt.init(params)
+
+    def loss(p):
+        logits = _head(p, _conv(p, x).mean((1, 2)))
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    @jax.jit
+    def step(p, s):
+        g = jax.grad(loss)(p)
+        u, s = opt.update(g, s)
+        return optax.apply_updates(p, u), s
+
+    for _ in range(steps):
+        params, state = step(params, state)
+    acc = float((_head(params, _conv(params, x).mean((1, 2))).argmax(1) == y).mean())
+    assert acc == 1.0, acc
+    return params, x[labels == 0]
+
+
+def test_extremal_perturbation_matches_torchray_on_trained_net():
+    # Issue #7's fidelity check: same weights, inputs and settings as TorchRay
+    # (its defaults: 800 SGD iterations; step and sigma for 32 px images).
+    tr_ep, _ = _import_references()
+    import torch
+    params, images = trained_blob_net()
+    images = images[:3]
+    targets = [0, 0, 0]
+    kw = dict(max_iter=800, step=3, sigma=6)
+    ours = np.asarray(extremal_perturbation(_conv, _head, params, images, np.array(targets),
+                                            areas=(0.1,), **kw)["masks"])[:, 0]
+    ref = _torchray_masks(tr_ep, params, images, targets, areas=[0.1], **kw)[:, 0]
+    net = torch_net(params)
+
+    def reward(img, mask):  # TorchRay's own perturbation operator and the torch port
+        x = torch.from_numpy(np.asarray(img).transpose(2, 0, 1)[None].copy())
+        pert = tr_ep.Perturbation(x, num_levels=8, type="blur")
+        with torch.no_grad():
+            return float(net(pert.apply(torch.from_numpy(np.asarray(mask, np.float32))[None, None]))[0, 0])
+
+    for img, m, r in zip(images, ours, ref):
+        full, blurred = reward(img, np.ones_like(m)), reward(img, np.zeros_like(m))
+        assert reward(img, m) >= reward(img, r) - 0.01 * abs(full - blurred)
+        assert abs((m > 0.5).mean() - (r > 0.5).mean()) <= 0.02
+    assert np.mean([_pearson(m, r) for m, r in zip(ours, ref)]) >= 0.8
+
+
 def test_extremal_perturbation_delete_first_steps_match_torchray():
     # The delete game on this net starts from a fully blurred image (flat reward);
     # its later trajectory hinges on sort tie-breaks among float near-ties, so only
@@ -313,6 +377,23 @@ def test_extremal_perturbation_delete_first_steps_match_torchray():
     ours = extremal_perturbation(feats, head, params, images, np.array([0]), areas=(0.1,), **kw)
     ref = _torchray_masks(tr_ep, params, images, [0], areas=[0.1], **kw)
     np.testing.assert_allclose(ours["masks"], ref, atol=1e-2)
+
+
+def test_area_loss_equals_sorted_reference_loss():
+    # TorchRay's mean((sort(m) - r)^2) and its gradient, also with many exact ties
+    # (clamped 0s and 1s, repeated values) straddling the 0/1 boundary of r
+    from ferjax.perturbation import _area_loss
+    rng = np.random.default_rng(0)
+    for m in (rng.random(500), np.clip(rng.random(500) * 2 - 0.5, 0, 1),
+              np.round(rng.random(500) * 4) / 4):
+        m = jnp.asarray(m, jnp.float32)
+        for n_ones in (1, 50, 137, 499, 500):
+            ref = (np.arange(500) >= 500 - n_ones).astype(np.float32)
+            v0, g0 = jax.value_and_grad(lambda x: jnp.mean((jnp.sort(x) - ref) ** 2))(m)
+            v1, g1 = jax.value_and_grad(lambda x: _area_loss(x, jnp.int32(n_ones)))(m)
+            np.testing.assert_allclose(v1, v0, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(g1, g0, atol=1e-7)
+    assert float(_area_loss(jnp.ones(10), jnp.int32(0))) == 1.0  # area 0: all ten should be 0
 
 
 def test_extremal_perturbation_properties():
