@@ -57,8 +57,8 @@ def _pipeline(tmp: Path):
          "--max-iter", 4, "--batch", 28, "--out", tmp / "attribution", "--plots", tmp / "plots"),
         ("compare", "--human", tmp / "human", "--human-metrics", tmp / "m/human.json", "--attribution",
          tmp / "attribution", "--model", tmp / "model", "--logs", tmp / "logs", "--stimuli", tmp / "stimuli",
-         "--size", 32, "--boot", 100, "--out", tmp / "compare", "--report", tmp / "report", "--metrics",
-         tmp / "m/compare.json", "--plots", tmp / "plots"),
+         "--size", 32, "--boot", 100, "--randomize-ep-images", 0, "--randomize-draws", 2, "--out", tmp / "compare",
+         "--report", tmp / "report", "--metrics", tmp / "m/compare.json", "--plots", tmp / "plots"),
     ]
     for step in steps:
         result = run(*step)
@@ -226,6 +226,14 @@ def test_train_attribute_compare_outputs(tiny):
     assert {"CAM true", "GradCAM contrast", "EP 0.2 true", "center", "face prior", "shuffled"} <= methods
     compare = json.loads((tiny / "m/compare.json").read_text())
     assert "noise_ceiling" in compare and "CAM true" in compare["methods"]
+    pointing, randomization = compare["sanity"]["pointing_game"], compare["sanity"]["randomization"]
+    assert set(pointing["methods"]) == {"CAM true", "GradCAM true", "EP 0.1 true", "EP 0.2 true"}
+    assert pointing["without_regions"] == 7 and pointing["images"] + pointing["misclassified"] == 49
+    for entry in pointing["methods"].values():
+        assert entry["hit_rate"] is None or 0 <= entry["hit_rate"] <= 1
+    assert set(randomization["methods"]) == {"CAM true", "GradCAM true"}   # EP: see the one_vs_one test
+    for levels in randomization["methods"].values():
+        assert set(levels) == {"head", "all"} and all(len(v["draws"]) == 2 for v in levels.values())
     assert (tiny / "plots/attribution_sheet.png").exists() and (tiny / "plots/confusion.png").exists()
 
 
@@ -280,6 +288,14 @@ def test_one_vs_one_trains_and_is_explained_end_to_end(tiny, tmp_path):
     assert result.exit_code == 0, result.output
     with np.load(tmp_path / "attribution/maps.npz") as z:
         assert z["gradcam_contrast"].shape == (56, 32, 32) and np.isfinite(z["ep_true"]).all()
+        maps = {k: z[k] for k in z.files}
+    from ferjax.commands.comparison import sanity_checks
+
+    checks = sanity_checks(tmp_path / "model", tiny / "stimuli", tmp_path / "attribution",
+                           pd.read_csv(tmp_path / "attribution/index.csv"), maps, ep_images=2, draws=1)
+    assert checks["pointing_game"]["images"] + checks["pointing_game"]["misclassified"] == 49
+    assert checks["randomization"]["methods"]["EP 0.1 true"]["all"]["maps"] == 2
+    assert checks["randomization"]["methods"]["CAM true"]["head"]["maps"] == 56
 
 
 def test_train_rejects_a_mismatched_split(tiny, tmp_path):

@@ -12,6 +12,7 @@ from ferjax import files, human
 from ferjax.commands.people import mean_faces
 from ferjax.errors import InputError
 from ferjax.errors import cli_errors as _user_errors
+from ferjax.labels import NAMES
 from ferjax.provenance import stamp
 
 
@@ -26,6 +27,134 @@ def _click_points(clicks, filenames):
     return points, valid
 
 
+def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed=0, tolerance=0.0,
+                  ep_images=16, draws=5) -> dict:
+    """The attribution sanity checks of :mod:`ferjax.sanity` on the study: metrics/compare.json's `sanity`.
+
+    Pointing game: the saved true-class maps (attribution/maps.npz) of the
+    stimuli the network classifies correctly (8-way argmax; one_vs_one: the
+    pair network's answer) and that have AU ground truth (stimuli/regions.npz;
+    neutral faces have none), against the union of their expression's AU
+    regions, at the model's input size. Model randomisation: the network
+    re-initialised with its own initialisers ``draws`` times (keys
+    ``fold_in(key(seed), d)``), cascading from the head ("head") to every
+    layer ("all"); CAM and GradCAM recomputed on every stimulus, Extremal
+    Perturbation with the settings the attribution was made with
+    (attribution/provenance.json) on ``ep_images`` stimuli spread evenly over
+    the index (0: none).
+    """
+    import json
+
+    import jax
+
+    from ferjax import attribution, model, sanity
+    from ferjax.commands import network
+    from ferjax.commands.data import read_ground_truth
+
+    params, features, classifier, spec = network.load_model(model_dir)
+    prov_path = Path(attr_dir) / "provenance.json"
+    try:
+        ep = json.loads(prov_path.read_text())["params"]
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(prov_path, None, f"cannot read the attribution settings ({err})",
+                         "re-run `ferjax attribute`") from None
+    filenames, n = list(index["filename"]), len(index)
+    true, foil = index["true"].to_numpy(), index["foil"].to_numpy()
+    images = network._to_model(network._stimulus_images(stimuli_dir, filenames, spec["size"], spec["channels"]),
+                               spec["size"], spec["channels"])
+    ovo, batch = spec["mode"] == "one_vs_one", int(ep.get("batch", 35))
+    groups = network.networks(spec, true, foil)
+
+    def explain(fn, rows_subset=None):
+        """``params -> maps`` of ``fn`` on the stimuli (or ``rows_subset``), each by its network."""
+        def run(p):
+            out = None
+            for k, rows, t, _ in groups:
+                pick = np.ones(len(rows), bool) if rows_subset is None else np.isin(rows, rows_subset)
+                pk = jax.tree.map(lambda a, k=k: a[k], p) if ovo else p
+                for s in range(0, int(pick.sum()), batch):
+                    r, tk = rows[pick][s:s + batch], t[pick][s:s + batch]
+                    m = np.asarray(fn(features, classifier, pk, images[r], tk))
+                    out = np.zeros((n, *m.shape[1:]), np.float32) if out is None else out
+                    out[r] = m
+            return out if rows_subset is None else out[rows_subset]
+        return run
+
+    # Which stimuli the network classifies correctly (one_vs_one: its pair network's 2AFC answer).
+    correct = np.zeros(n, bool)
+    for k, rows, t, f in groups:
+        pk = jax.tree.map(lambda a, k=k: a[k], params) if ovo else params
+        z = np.concatenate([np.asarray(model.logits(features, classifier, pk, images[rows[s:s + batch]]))
+                            for s in range(0, len(rows), batch)])
+        correct[rows] = z[np.arange(len(rows)), t] > z[np.arange(len(rows)), f] if ovo else z.argmax(1) == t
+    areas = [float(a) for a in np.atleast_1d(attributions["areas"])] if "ep_true" in attributions else []
+    maps = {"CAM true": attributions["cam_true"], "GradCAM true": attributions["gradcam_true"]}
+    maps.update({f"EP {a:g} true": attributions["ep_true"][:, i] for i, a in enumerate(areas)})
+
+    regions_npz = Path(stimuli_dir) / "regions.npz"
+    pointing = None
+    if regions_npz.exists():
+        intensities, au_regions = read_ground_truth(regions_npz, filenames)
+        regions = sanity.expression_regions(au_regions, intensities, true, size=int(attributions["cam_true"].shape[-1]))
+        has = regions.any((1, 2))
+        keep = correct & has
+        pointing = {"images": int(keep.sum()), "without_regions": int((~has).sum()),
+                    "misclassified": int((has & ~correct).sum()), "tolerance_px": float(tolerance), "ties": "all",
+                    "region_share": float(regions[keep].mean()) if keep.any() else None, "methods": {}}
+        for name, m in maps.items():
+            hits = sanity.pointing_game(m[keep], regions[keep], tolerance=tolerance)
+            labels = true[keep]
+            pointing["methods"][name] = {
+                "hit_rate": float(hits.mean()) if len(hits) else None, "hits": int(hits.sum()),
+                "by_class": {NAMES[c]: float(hits[labels == c].mean()) for c in np.unique(labels)}}
+
+    init, levels = network.model_init(spec), {"head": [], "all": []}
+    for d in range(draws):
+        drawn = sanity.cascade(params, init, jax.random.fold_in(jax.random.key(seed), d),
+                               [("head", ["head"]), ("all", None)])
+        for level, p in drawn.items():
+            levels[level].append(p)
+    methods = {"CAM true": explain(attribution.cam), "GradCAM true": explain(attribution.gradcam)}
+    ep_rows = np.unique(np.linspace(0, n - 1, min(ep_images, n)).round().astype(int)) if ep_images else []
+    if areas and len(ep_rows):
+        settings = {k: ep[k] for k in ("variant", "max_iter", "step", "sigma", "scale_to", "jitter", "preset")}
+
+        def ep_masks(features, classifier, p, x, t):
+            return attribution.extremal_perturbation(features, classifier, p, x, t, areas=tuple(areas),
+                                                     **settings)["masks"]
+        methods[f"EP {','.join(f'{a:g}' for a in areas)} true"] = explain(ep_masks, ep_rows)
+    randomization = {"scheme": "cascading: the head re-initialised ('head'), then every layer ('all')",
+                     "seed": seed, "draws": draws, "ep_images": len(ep_rows),
+                     "methods": sanity.randomization_test(methods, params, levels)}
+    return {"pointing_game": pointing, "randomization": randomization}
+
+
+def sanity_text(checks) -> str:
+    """The sanity checks' lines of the stage log."""
+    lines = []
+    pg = checks["pointing_game"]
+    if pg is None:
+        lines.append("pointing game: skipped (the stimuli have no AU ground truth, stimuli/regions.npz)")
+    else:
+        share = "n/a" if pg["region_share"] is None else f"{pg['region_share']:.1%}"
+        lines.append(f"pointing game (peak of the true-class map inside the expression's AU regions; "
+                     f"{pg['images']} correctly classified stimuli with AU regions, which cover {share} "
+                     f"of the image):")
+        for name, v in pg["methods"].items():
+            rate = v["hit_rate"]
+            lines.append(f"  {name:18s} " + ("n/a" if rate is None else f"{rate:.3f}")
+                         + ("  (below 0.90)" if rate is not None and rate < 0.9 else ""))
+    rnd = checks["randomization"]
+    lines.append(f"model randomisation (Spearman with the trained network's maps, mean over images and "
+                 f"{rnd['draws']} random draws [range over draws]; cascading head -> all):")
+    for name, levels in rnd["methods"].items():
+        parts = [f"{lvl} {v['spearman']:.3f} [{min(v['draws']):.2f}, {max(v['draws']):.2f}]"
+                 + (f" ({v['constant']} constant maps left out)" if v["constant"] else "") for lvl, v in levels.items()]
+        worst = max(v["spearman"] for v in levels.values())
+        lines.append(f"  {name:18s} " + ", ".join(parts) + ("" if worst < 0.5 else "  (not below 0.5)"))
+    return "\n".join(lines)
+
+
 @click.command("compare")
 @click.option("--human", "human_dir", type=click.Path(path_type=Path), required=True, help="Output of `ferjax human`.")
 @click.option("--human-metrics", type=click.Path(path_type=Path), required=True,
@@ -38,14 +167,21 @@ def _click_points(clicks, filenames):
 @click.option("--size", type=click.IntRange(8), default=128, show_default=True,
               help="Side at which maps are compared (model maps upsampled, human maps downsampled, bilinear).")
 @click.option("--boot", type=click.IntRange(100), default=2000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the bootstrap, the shuffled baseline and the randomised network.")
+@click.option("--pointing-tolerance", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Pointing game: a peak this many pixels (model input grid) from the AU regions still hits.")
+@click.option("--randomize-ep-images", type=click.IntRange(0), default=16, show_default=True,
+              help="Model randomisation test: stimuli Extremal Perturbation is re-run on (0: leave EP out).")
+@click.option("--randomize-draws", type=click.IntRange(1), default=5, show_default=True,
+              help="Model randomisation test: random re-initialisations averaged over.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (tables).")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Folder for index.html.")
 @click.option("--metrics", type=click.Path(path_type=Path), default=None)
 @click.option("--plots", type=click.Path(path_type=Path), default=None)
 @_user_errors
-def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir, size, boot, seed, out, report,
-                metrics, plots):
+def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir, size, boot, seed,
+                pointing_tolerance, randomize_ep_images, randomize_draws, out, report, metrics, plots):
     """Compare the network's explanations and accuracy with people's.
 
     Scores every method (CAM, GradCAM, EP at each area; true-class and
@@ -61,7 +197,16 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
     a self-contained index.html; PLOTS gets compare_methods.csv and
     accuracy_pairs.csv.
 
-    Params (section `compare`): size, boot, seed.
+    Also runs two sanity checks of the explanations (:mod:`ferjax.sanity`),
+    reported under `sanity` in METRICS and in the log: the pointing game
+    (Zhang et al. 2016: is the peak of each method's true-class map inside the
+    expression's action-unit regions, on the correctly classified stimuli with
+    AU ground truth) and the model-randomisation test (Adebayo et al. 2018:
+    Spearman correlation of the maps of the trained network with those of the
+    network re-initialised from the head down).
+
+    Params (section `compare`): size, boot, seed, pointing_tolerance,
+    randomize_ep_images, randomize_draws.
     """
     import json
 
@@ -89,11 +234,17 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
                                size=size, n_boot=boot, seed=seed)
     accuracy = compare_study.accuracy(trials, stim, seen)
     headline = compare_study.headline(result["ranking"], accuracy, people)
+    headline["sanity"] = sanity_checks(model_dir, stimuli_dir, attr_dir, index, am, seed=seed,
+                                       tolerance=pointing_tolerance, ep_images=randomize_ep_images,
+                                       draws=randomize_draws)
     with files.atomic_path(out, directory=True) as tmp:
         files.write_csv(tmp / "ranking.csv", result["ranking"])
         files.write_csv(tmp / "by_class.csv", result["by_class"])
         files.write_csv(tmp / "accuracy_pairs.csv", accuracy["pairs"])
-        files.write_json(tmp / "provenance.json", stamp({"size": size, "boot": boot, "seed": seed}))
+        files.write_json(tmp / "provenance.json", stamp({"size": size, "boot": boot, "seed": seed,
+                                                          "pointing_tolerance": pointing_tolerance,
+                                                          "randomize_ep_images": randomize_ep_images,
+                                                          "randomize_draws": randomize_draws}))
     if plots:
         files.write_csv(Path(plots) / "compare_methods.csv", compare_study.methods_plot(result["ranking"]))
         files.write_csv(Path(plots) / "accuracy_pairs.csv", accuracy["pairs"][["pair", "people", "model", "model_seen"]])
@@ -107,3 +258,4 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
     if metrics:
         files.write_json(metrics, headline)
     click.echo(compare_study.log_text(result["ranking"], headline))
+    click.echo(sanity_text(headline["sanity"]))

@@ -213,12 +213,8 @@ def load_model(model_dir):
         spec = json.loads((model_dir / "model.json").read_text())
     except (OSError, ValueError) as err:
         raise InputError(model_dir / "model.json", None, f"cannot read ({err})", "run `ferjax train` first") from None
-    ovo = spec["mode"] == "one_vs_one"
-    num = 2 if ovo else spec["num_classes"]
-    init = lambda k: model.create(spec["model"], num_classes=num, channels=spec["channels"],  # noqa: E731
-                                  size=spec["size"], key=k)[0]
-    like = jax.eval_shape(jax.vmap(init), jax.random.split(jax.random.key(0), 28)) if ovo else \
-        jax.eval_shape(init, jax.random.key(0))
+    num = 2 if spec["mode"] == "one_vs_one" else spec["num_classes"]
+    like = jax.eval_shape(model_init(spec), jax.random.key(0))
     try:
         params = files.load_tree(model_dir / "params.npz", like)
     except (OSError, ValueError) as err:
@@ -229,6 +225,46 @@ def load_model(model_dir):
         return features(p, model.preprocess(x))
 
     return params, standardised, classifier, spec
+
+
+def model_init(spec):
+    """``key -> params``: fresh parameters of the network ``spec`` describes (its model.json).
+
+    Uses the model's own initialisers (``ferjax.model.create``); in
+    one_vs_one mode the 28 pair networks are stacked, each from its own
+    split of ``key``.
+    """
+    import jax
+
+    from ferjax import model
+    from ferjax.train import pairs
+
+    ovo = spec["mode"] == "one_vs_one"
+
+    def one(k):
+        return model.create(spec["model"], num_classes=2 if ovo else spec["num_classes"],
+                            channels=spec["channels"], size=spec["size"], key=k)[0]
+
+    if not ovo:
+        return one
+    return lambda key: jax.vmap(one)(jax.random.split(key, len(pairs(spec["num_classes"]))))
+
+
+def networks(spec, true, foil):
+    """Which network explains each stimulus: ``[(k, rows, true_index, foil_index)]``.
+
+    The 8-way network (k = 0) with the class labels as outputs, or in
+    one_vs_one mode the binary network k of each (true, foil) pair, whose
+    outputs are 0 for the lower class and 1 for the higher.
+    """
+    from ferjax.train import pair_index
+
+    true, foil = np.asarray(true), np.asarray(foil)
+    if spec["mode"] == "one_vs_one":
+        net, t_idx, f_idx = pair_index(true, foil), (true > foil).astype(int), (foil > true).astype(int)
+    else:
+        net, t_idx, f_idx = np.zeros(len(true), int), true, foil
+    return [(int(k), np.flatnonzero(net == k), t_idx[net == k], f_idx[net == k]) for k in np.unique(net)]
 
 
 @click.command("attribute")
@@ -275,7 +311,6 @@ def attribute_cmd(model_dir, stimuli_dir, areas, variant, max_iter, step, sigma,
     import jax
 
     from ferjax import attribution, figures
-    from ferjax.train import pair_index
 
     params, features, classifier, spec = load_model(model_dir)
     try:
@@ -293,19 +328,13 @@ def attribute_cmd(model_dir, stimuli_dir, areas, variant, max_iter, step, sigma,
     result = {}
     # Each stimulus is explained by the network that answered it: the 8-way one,
     # or in one_vs_one mode the binary network of its (true, foil) pair.
-    if spec["mode"] == "one_vs_one":
-        net = pair_index(true, foil)
-        t_idx, f_idx = (true > foil).astype(int), (foil > true).astype(int)
-    else:
-        net, t_idx, f_idx = np.zeros(n, int), true, foil
     bar = tqdm(total=n, desc="attribution", unit="img", disable=None, leave=False)
-    for k in np.unique(net):
+    for k, rows_k, t_k, f_k in networks(spec, true, foil):
         p = jax.tree.map(lambda a: a[k], params) if spec["mode"] == "one_vs_one" else params
-        rows_k = np.flatnonzero(net == k)
         for start in range(0, len(rows_k), batch):
-            rows = rows_k[start:start + batch]
+            rows, t_idx, f_idx = rows_k[start:start + batch], t_k[start:start + batch], f_k[start:start + batch]
             x = images[rows]
-            targets = {"true": t_idx[rows], "contrast": np.stack([t_idx[rows], f_idx[rows]], 1)}
+            targets = {"true": t_idx, "contrast": np.stack([t_idx, f_idx], 1)}
             for name, tgt in targets.items():
                 for method, fn in (("cam", attribution.cam), ("gradcam", attribution.gradcam)):
                     result.setdefault(f"{method}_{name}", np.zeros((n, size, size), np.float32))[rows] = \
