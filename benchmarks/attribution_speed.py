@@ -271,6 +271,10 @@ def main(argv=None):
     from ferjax.model import create
 
     torch.set_num_threads(thread_counts[0])
+    if jax.default_backend() != "cpu":
+        # full float32 on both sides (no TF32), so the port check and maps compare like for like
+        jax.config.update("jax_default_matmul_precision", "highest")
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     warnings.filterwarnings("ignore", message="torch.meshgrid")  # TorchRay's, harmless
     torchray_ep, pgc, ClassifierOutputTarget = import_references()
 
