@@ -92,13 +92,18 @@ def _postprocess(maps, image_hw, relu: bool, normalize: bool, upsample: bool):
     return maps
 
 
-def _check_affine(classifier, params, k: int, atol: float = 1e-4, rtol: float = 1e-3):
-    """Raise ValueError unless ``classifier(params, .)`` is affine on R^K.
+_AFFINE_CHECKS = ("additivity f(a+b)-f(0) = [f(a)-f(0)] + [f(b)-f(0)]",
+                  "homogeneity f(s*a)-f(0) = s*[f(a)-f(0)]",
+                  "linearisation f(a)-f(0) = a @ W")
 
-    Checks on random probes a, b and scale s (f0 = f(0)):
-    additivity  f(a + b) - f0 == (f(a) - f0) + (f(b) - f0),
-    homogeneity f(s a) - f0 == s (f(a) - f0),
-    and that the linearisation W reproduces f(a) - f0 == a @ W.
+
+def _affine_residuals(classifier, params, k: int):
+    """``(W (K, C), errors (3,), scales (3,))`` of the affine checks (traceable).
+
+    On random probes a, b and scale s (f0 = f(0)): additivity
+    ``f(a + b) - f0 == (f(a) - f0) + (f(b) - f0)``, homogeneity
+    ``f(s a) - f0 == s (f(a) - f0)``, and that the linearisation W (the
+    Jacobian at 0) reproduces ``f(a) - f0 == a @ W``.
     """
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     a = jax.random.normal(keys[0], (8, k), jnp.float32)
@@ -106,16 +111,15 @@ def _check_affine(classifier, params, k: int, atol: float = 1e-4, rtol: float = 
     f = lambda z: classifier(params, z)  # noqa: E731
     f0 = f(jnp.zeros((1, k), jnp.float32))
     fa, fb, fab, f_s = f(a) - f0, f(b) - f0, f(a + b) - f0, f(-2.5 * a) - f0
-    w = classifier_weights(classifier, params, k, check=False)
-    checks = {
-        "additivity f(a+b)-f(0) = [f(a)-f(0)] + [f(b)-f(0)]": (fab, fa + fb),
-        "homogeneity f(s*a)-f(0) = s*[f(a)-f(0)]": (f_s, -2.5 * fa),
-        "linearisation f(a)-f(0) = a @ W": (fa, jnp.dot(a, w, precision="highest")),
-    }
-    for name, (lhs, rhs) in checks.items():
-        lhs, rhs = np.asarray(lhs), np.asarray(rhs)
-        scale = float(np.abs(rhs).max()) + float(np.abs(lhs).max())
-        err = float(np.abs(lhs - rhs).max())
+    w = jax.jacobian(lambda z: classifier(params, z[None])[0])(jnp.zeros((k,), jnp.float32)).T
+    pairs = ((fab, fa + fb), (f_s, -2.5 * fa), (fa, jnp.dot(a, w, precision="highest")))
+    errors = jnp.stack([jnp.abs(lhs - rhs).max() for lhs, rhs in pairs])
+    scales = jnp.stack([jnp.abs(rhs).max() + jnp.abs(lhs).max() for lhs, rhs in pairs])
+    return w, errors, scales
+
+
+def _raise_unless_affine(errors, scales, atol: float = 1e-4, rtol: float = 1e-3):
+    for name, err, scale in zip(_AFFINE_CHECKS, np.asarray(errors), np.asarray(scales)):
         if not np.isfinite(err) or err > atol + rtol * scale:
             raise ValueError(
                 "CAM needs an affine classifier (pooled @ W + b) on the globally "
@@ -129,10 +133,10 @@ def classifier_weights(classifier, params, k: int, *, check: bool = True):
     Obtained with ``jax.jacobian`` at ``pooled = 0``. With ``check`` the
     classifier is first verified to be affine (else ValueError).
     """
+    w, errors, scales = _affine_residuals(classifier, params, k)
     if check:
-        _check_affine(classifier, params, k)
-    jac = jax.jacobian(lambda z: classifier(params, z[None])[0])(jnp.zeros((k,), jnp.float32))
-    return jnp.asarray(jac).T  # (C, K) -> (K, C)
+        _raise_unless_affine(errors, scales)
+    return w
 
 
 @functools.partial(jax.jit, static_argnames=("features", "contrast", "relu", "normalize",
@@ -182,10 +186,22 @@ def cam(features, classifier, params, images, targets, *, relu=True, normalize=T
     """
     images = jnp.asarray(images, jnp.float32)
     t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
+    maps, errors, scales = _cam_checked(features, classifier, params, images, t_true, t_foil,
+                                        contrast, relu, normalize, upsample)
+    _raise_unless_affine(errors, scales)
+    return maps
+
+
+@functools.partial(jax.jit, static_argnames=("features", "classifier", "contrast", "relu",
+                                             "normalize", "upsample"))
+def _cam_checked(features, classifier, params, images, t_true, t_foil, contrast, relu, normalize,
+                 upsample):
+    # the head's weights and its affinity check compile into the same program as the
+    # maps: one dispatch per call (an eager check costs more than the maps on a GPU)
     k = jax.eval_shape(features, params, images).shape[-1]
-    w = classifier_weights(classifier, params, k, check=True)
+    w, errors, scales = _affine_residuals(classifier, params, k)
     return _cam_maps(features, params, images, w, t_true, t_foil, contrast, relu, normalize,
-                     upsample)
+                     upsample), errors, scales
 
 
 def gradcam(features, classifier, params, images, targets, *, relu=True, normalize=True,

@@ -14,7 +14,12 @@ import click
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="ferjax")
-def main():
+@click.option("--cpu-devices", type=click.IntRange(1), default=None, envvar="FERJAX_CPU_DEVICES",
+              show_envvar=True,
+              help="Split the CPU into N XLA devices, so that training and Extremal Perturbation run "
+                   "their batch as N parallel shards (use the number of cores). No effect on GPUs. "
+                   "Training results depend on N; attribution results do not.")
+def main(cpu_devices):
     """Compare how people and deep networks see facial expressions.
 
     ferjax reproduces Park & Wallraven (2021): people uncover a blurred face by
@@ -38,6 +43,13 @@ def main():
 
     Run `ferjax COMMAND --help` for what each reads, writes and which params apply.
     """
+    if cpu_devices:
+        import jax
+
+        try:
+            jax.config.update("jax_num_cpu_devices", cpu_devices)
+        except RuntimeError as err:  # the backend was already started
+            raise click.UsageError(f"--cpu-devices must be set before JAX starts: {err}") from None
 
 
 def _register():

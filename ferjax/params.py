@@ -37,8 +37,15 @@ def as_options(values: dict) -> list[str]:
 
 
 def run_stage(name: str, **paths) -> None:
-    """Run CLI subcommand ``name`` with its params section plus explicit ``paths``."""
+    """Run CLI subcommand ``name`` with its params section plus explicit ``paths``.
+
+    A ``cpu_devices`` key in the section is the ``ferjax`` group's option
+    (``ferjax --cpu-devices N <name> ...``), not the subcommand's.
+    """
     from ferjax.cli import main
 
-    args = [name, *as_options(section(name)), *as_options({k: str(Path(v)) for k, v in paths.items()})]
+    options = dict(section(name))
+    devices = options.pop("cpu_devices", None)
+    group = as_options({"cpu_devices": devices})
+    args = [*group, name, *as_options(options), *as_options({k: str(Path(v)) for k, v in paths.items()})]
     main(args, prog_name="ferjax")
