@@ -256,6 +256,9 @@ def main(argv=None):
     ap.add_argument("--stimuli", default="work/stimuli", help="stimuli for --model-dir")
     ap.add_argument("--fast-iters", default="10,20,40,80",
                     help="fast-preset iteration counts to try against TorchRay's 800")
+    ap.add_argument("--cpu-devices", type=int, default=None,
+                    help="split the CPU into N XLA devices (ferjax --cpu-devices); EP shards its "
+                         "images over them")
     ap.add_argument("--torch-device", default="cpu",
                     help="device for the references (cpu, or cuda on a GPU machine)")
     ap.add_argument("--torch-threads", default="2,1",
@@ -267,6 +270,8 @@ def main(argv=None):
     import jax.numpy as jnp
     import torch
 
+    if args.cpu_devices:
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)
     from ferjax import attribution, perturbation
     from ferjax.model import create
 
