@@ -304,3 +304,18 @@ def test_train_rejects_a_mismatched_split(tiny, tmp_path):
     result = run("train", "--dataset", tiny / "prepared", "--splits", tmp_path / "splits.csv", "--stimuli",
                  tiny / "stimuli", "--model", "tiny", "--steps", 2, "--out", tmp_path / "model")
     assert result.exit_code == 2 and "splits.csv" in result.output and not (tmp_path / "model").exists()
+
+
+def test_no_param_is_named_size_or_nfiles():
+    # DVC's run cache drops keys named `size` and `nfiles` from a stage's hash at
+    # any depth (treeverse/dvc#10296), so `dvc exp run -S compare.size=...` would
+    # silently restore the outputs of another size. Such params must not exist.
+    def keys(d, prefix=""):
+        for k, v in d.items():
+            yield prefix + k
+            if isinstance(v, dict):
+                yield from keys(v, prefix + k + ".")
+
+    with open(Path(__file__).parent.parent / "params.yaml") as f:
+        bad = [k for k in keys(yaml.safe_load(f)) if k.rsplit(".", 1)[-1] in ("size", "nfiles")]
+    assert not bad, bad

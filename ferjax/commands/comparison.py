@@ -164,8 +164,9 @@ def sanity_text(checks) -> str:
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Output of `ferjax train`.")
 @click.option("--logs", type=click.Path(path_type=Path), required=True, help="The click logs the human maps came from.")
 @click.option("--stimuli", "stimuli_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--size", type=click.IntRange(8), default=128, show_default=True,
-              help="Side at which maps are compared (model maps upsampled, human maps downsampled, bilinear).")
+@click.option("--map-size", "--size", "size", type=click.IntRange(8), default=64, show_default=True,
+              help="Side at which maps are compared (model maps resized, human maps downsampled, bilinear; "
+                   "params: compare.map_size).")
 @click.option("--boot", type=click.IntRange(100), default=2000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the bootstrap, the shuffled baseline and the randomised network.")
@@ -205,7 +206,7 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
     Spearman correlation of the maps of the trained network with those of the
     network re-initialised from the head down).
 
-    Params (section `compare`): size, boot, seed, pointing_tolerance,
+    Params (section `compare`): map_size, boot, seed, pointing_tolerance,
     randomize_ep_images, randomize_draws.
     """
     import json

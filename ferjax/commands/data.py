@@ -87,7 +87,8 @@ def read_ground_truth(path, names):
 @click.option("--root", type=click.Path(path_type=Path), required=True, help="Dataset folder.")
 @click.option("--annotations", type=click.Path(path_type=Path), default=None,
               help="Annotation file for affectnet / fer2013 / rafdb, if not in its usual place.")
-@click.option("--size", type=click.IntRange(8), default=64, show_default=True, help="Model input side.")
+@click.option("--image-size", "--size", "size", type=click.IntRange(8), default=64, show_default=True,
+              help="Model input side (params: prepare.image_size).")
 @click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Skip and count unreadable or mislabelled files instead of failing.")
 @click.option("--ground-truth", type=click.Path(path_type=Path), default=None,

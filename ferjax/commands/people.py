@@ -109,7 +109,8 @@ def mean_faces(stimuli_dir, filenames, pairs, trials, size):
               help="Click logs: reference layout (<yymmdd>_<participant>/choices.csv, clicks.csv) or tidy tables.")
 @click.option("--stimuli", "stimuli_dir", type=click.Path(path_type=Path), default=None,
               help="Stimulus folder, for the mean face under each pair map in the figure.")
-@click.option("--size", type=click.IntRange(8), default=256, show_default=True, help="Display frame side.")
+@click.option("--frame-size", "--size", "size", type=click.IntRange(8), default=256, show_default=True,
+              help="Display frame side (params: human.frame_size).")
 @click.option("--reveal", type=click.Choice(["disk", "tile"]), default="disk", show_default=True)
 @click.option("--radius", type=click.FloatRange(0, min_open=True), default=15.0, show_default=True)
 @click.option("--grid", default=None, help="ROWS,COLS of the tiles for --reveal tile.")
@@ -141,7 +142,7 @@ def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, si
     ceiling). PLOTS gets human_pairs.csv and human_pair_maps.png (each pair's
     map over its mean face).
 
-    Params (section `human`): logs, size, reveal, radius, grid, weighting, rate,
+    Params (section `human`): logs, frame_size, reveal, radius, grid, weighting, rate,
     sigma, splits, seed.
     """
     trials, clicks = human.load_logs(logs, size=size)
