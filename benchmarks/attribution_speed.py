@@ -519,7 +519,7 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
         x = torch.from_numpy(images[i].transpose(2, 0, 1)[None].copy())
         pert = torchray_ep.Perturbation(x, num_levels=8, type="blur")
         with torch.no_grad():
-            y = net(pert.apply(torch.from_numpy(np.asarray(mask, np.float32))[None, None]))
+            y = net(pert.apply(torch.from_numpy(np.array(mask, np.float32))[None, None]))
         return float(y[0, targets[i]])
 
     with torch.no_grad():

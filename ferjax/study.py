@@ -170,6 +170,13 @@ def build_report(result, acc, head, faces, *, provenance) -> str:
     sections.append(("Method ranking (56 pair maps, the reference study's level)",
                      doc.table(rank[(rank.level == "pair") & (rank.metric == ranking.PRIMARY)].drop(
                          columns=["level"]))))
+    by_class = result["by_class"]
+    sel = by_class[(by_class["metric"] == ranking.PRIMARY) & (by_class["human"] == "all")]
+    if len(sel):
+        wide = sel.pivot(index="method", columns="expression", values="value")
+        wide = wide[[n for n in NAMES if n in wide.columns]].reset_index()
+        sections.append((f"Per expression: mean {ranking.PRIMARY} vs human maps (per image, all trials)",
+                         doc.table(wide)))
     sections.append(("Accuracy per pair: people vs network", doc.table(acc["pairs"])))
     people, pair_methods, pairs = result["pairs"]["all"]
     names = list(pair_methods)

@@ -244,6 +244,8 @@ def test_report_is_self_contained(tiny):
     sources = re.findall(r'src="([^"]*)"', text)
     assert len(sources) >= 8 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in text and "https://" not in text and "<script" not in text
+    # the per-expression table: one column per expression the tiny study has, rows per method
+    assert "Per expression: mean dice@0.1" in text and "<th>happy</th>" in text
 
 
 def test_report_renders_in_a_real_browser(tiny, tmp_path):
