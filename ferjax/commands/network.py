@@ -151,13 +151,13 @@ def train_cmd(dataset, splits, stimuli_dir, logs, model_name, mode, steps, batch
         if missing:
             raise InputError(logs, f"image '{missing[0]}'", "is not in the stimulus trial list",
                              "--logs and --stimuli must come from the same study")
-        answers = np.zeros(len(log_trials), bool)
         rows_all = log_trials["filename"].map(index).to_numpy()
+        # what each participant saw, at the model's input size; then one 2AFC pass
+        # over all trials (per-chunk passes would each pad to the model's batch)
+        inputs = np.zeros((len(log_trials), size, size, channels), np.float32)
         for rows, masks in human.trial_masks(log_trials, log_clicks, size=shown.shape[1]):
-            views = display.seen(shown[rows_all[rows]], masks)
-            t = log_trials.iloc[rows]
-            answers[rows] = train.two_afc(params, _to_model(np.asarray(views), size, channels),
-                                          t["true"], t["foil"], **spec)
+            inputs[rows] = _to_model(np.asarray(display.seen(shown[rows_all[rows]], masks)), size, channels)
+        answers = train.two_afc(params, inputs, log_trials["true"], log_trials["foil"], **spec)
         seen_table = log_trials.assign(model_seen=answers)
         k, n = int(answers.sum()), len(answers)
         lo, hi = human.wilson(k, n)
