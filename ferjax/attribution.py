@@ -111,7 +111,7 @@ def _affine_residuals(classifier, params, k: int):
     f = lambda z: classifier(params, z)  # noqa: E731
     f0 = f(jnp.zeros((1, k), jnp.float32))
     fa, fb, fab, f_s = f(a) - f0, f(b) - f0, f(a + b) - f0, f(-2.5 * a) - f0
-    w = jax.jacobian(lambda z: classifier(params, z[None])[0])(jnp.zeros((k,), jnp.float32)).T
+    w = _jacobian_weights(classifier, params, k)
     pairs = ((fab, fa + fb), (f_s, -2.5 * fa), (fa, jnp.dot(a, w, precision="highest")))
     errors = jnp.stack([jnp.abs(lhs - rhs).max() for lhs, rhs in pairs])
     scales = jnp.stack([jnp.abs(rhs).max() + jnp.abs(lhs).max() for lhs, rhs in pairs])
@@ -133,10 +133,16 @@ def classifier_weights(classifier, params, k: int, *, check: bool = True):
     Obtained with ``jax.jacobian`` at ``pooled = 0``. With ``check`` the
     classifier is first verified to be affine (else ValueError).
     """
+    if not check:
+        return _jacobian_weights(classifier, params, k)
     w, errors, scales = _affine_residuals(classifier, params, k)
-    if check:
-        _raise_unless_affine(errors, scales)
+    _raise_unless_affine(errors, scales)
     return w
+
+
+def _jacobian_weights(classifier, params, k: int):
+    """(K, C): the Jacobian of ``classifier(params, .)`` at pooled = 0, transposed."""
+    return jax.jacobian(lambda z: classifier(params, z[None])[0])(jnp.zeros((k,), jnp.float32)).T
 
 
 @functools.partial(jax.jit, static_argnames=("features", "contrast", "relu", "normalize",
