@@ -272,7 +272,7 @@ def main(argv=None):
 
     if args.cpu_devices:
         jax.config.update("jax_num_cpu_devices", args.cpu_devices)
-    from ferjax import attribution, perturbation
+    from ferjax import attribution, perturbation, sharding
     from ferjax.model import create
 
     torch.set_num_threads(thread_counts[0])
@@ -347,15 +347,17 @@ def main(argv=None):
     # CAM's kernel alone: W precomputed (cam() re-reads W from the classifier and checks
     # it is affine on every call, a few small eager dispatches)
     w = attribution.classifier_weights(classifier, params, k)
-    tt, tf = jnp.full(BATCH, TARGET, jnp.int32), jnp.zeros(BATCH, jnp.int32)
+    # split over the devices as cam() does
+    _, k_params, k_images, tt, tf = sharding.split_batch(
+        None, params, images, jnp.full(BATCH, TARGET, jnp.int32), jnp.zeros(BATCH, jnp.int32))
 
-    def cam_kernel(p, x, w):
+    def cam_kernel(p, x, w, tt, tf):
         return attribution._cam_maps(features, p, x, w, tt, tf, False, True, True, True)
 
     cam_kernel_jit = jax.jit(cam_kernel)
 
     def ours_cam_kernel():
-        return cam_kernel_jit(params, images, w).block_until_ready()
+        return cam_kernel_jit(k_params, k_images, w, tt, tf).block_until_ready()
 
     explainer = pgc.GradCAM(model=net, target_layers=[net.blocks[-1].relu])
     ref_targets = [ClassifierOutputTarget(TARGET) for _ in range(BATCH)]
@@ -375,7 +377,7 @@ def main(argv=None):
         print("FAIL: maps disagree", file=sys.stderr)
         return 1
 
-    f_cam = flops_of(cam_kernel_jit.lower(params, images, w).compile())
+    f_cam = flops_of(jax.jit(cam_kernel).lower(params, images, w, np.asarray(tt), np.asarray(tf)).compile())
     f_grad = flops_of(jax.jit(lambda p, x: attribution.gradcam(features, classifier, p, x, targets))
                       .lower(params, images).compile())
     f_ref = torch_flops(torch, ref_gradcam)

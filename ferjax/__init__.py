@@ -11,6 +11,7 @@ library modules, named after what they hold: ``render`` (synthetic faces),
 ``participants`` (simulated observers), ``human`` (click logs and maps),
 ``display`` (what a participant saw), ``model`` and ``train`` (the network),
 ``attribution`` and ``perturbation`` (CAM, GradCAM, Extremal Perturbation),
+``sharding`` (image batches split over the devices),
 ``compare`` (map metrics), ``sanity`` (pointing game, model randomisation),
 ``ranking`` and ``stats`` (intervals and tests),
 ``study`` (people vs network) and ``report`` (HTML). ``experiment`` runs the

@@ -46,6 +46,8 @@ pytorch-grad-cam normalises, resizes, then normalises again; since the
 resize is linear and keeps constants, that equals resize-then-normalise
 (done here) up to the 1e-7 epsilon.
 
+Batches are split over the visible devices (:mod:`ferjax.sharding`).
+
 Extremal Perturbation lives in :mod:`ferjax.perturbation` and is re-exported
 here as :func:`extremal_perturbation`.
 """
@@ -58,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ferjax import sharding
 from ferjax.perturbation import extremal_perturbation
 
 __all__ = ["cam", "gradcam", "classifier_weights", "extremal_perturbation"]
@@ -173,7 +176,7 @@ def _gradcam_maps(features, classifier, params, images, t_true, t_foil, contrast
 
 
 def cam(features, classifier, params, images, targets, *, relu=True, normalize=True,
-        upsample=True):
+        upsample=True, mesh=None):
     """CAM (Zhou et al., CVPR 2016): ``sum_k W[k, c] A_k``, bias left out.
 
     Args:
@@ -183,6 +186,8 @@ def cam(features, classifier, params, images, targets, *, relu=True, normalize=T
       images: (N, H, W, 3) float32, NHWC.
       targets: (N,) int classes or (N, 2) int (true, foil) pairs.
       relu, normalize, upsample: post-processing steps (module docstring).
+      mesh: a 1-D ``jax.sharding.Mesh`` to split the images over (default:
+        all visible devices; see :mod:`ferjax.sharding`).
 
     Returns:
       (N, H, W) maps (or (N, h, w) with ``upsample=False``).
@@ -192,10 +197,11 @@ def cam(features, classifier, params, images, targets, *, relu=True, normalize=T
     """
     images = jnp.asarray(images, jnp.float32)
     t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
+    n, params, images, t_true, t_foil = sharding.split_batch(mesh, params, images, t_true, t_foil)
     maps, errors, scales = _cam_checked(features, classifier, params, images, t_true, t_foil,
                                         contrast, relu, normalize, upsample)
     _raise_unless_affine(errors, scales)
-    return maps
+    return maps[:n]
 
 
 @functools.partial(jax.jit, static_argnames=("features", "classifier", "contrast", "relu",
@@ -211,14 +217,15 @@ def _cam_checked(features, classifier, params, images, t_true, t_foil, contrast,
 
 
 def gradcam(features, classifier, params, images, targets, *, relu=True, normalize=True,
-            upsample=True):
+            upsample=True, mesh=None):
     """GradCAM (Selvaraju et al., ICCV 2017): ``ReLU(sum_k alpha_k A_k)``.
 
     ``alpha_k`` is the spatial mean of ``d y_c / d A_k``; for a (true, foil)
-    pair, ``y_c = y_true - y_foil``. Arguments and return as :func:`cam`;
-    ``relu=False`` gives the signed map.
+    pair, ``y_c = y_true - y_foil``. Arguments (``mesh`` included) and return
+    as :func:`cam`; ``relu=False`` gives the signed map.
     """
     images = jnp.asarray(images, jnp.float32)
     t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
+    n, params, images, t_true, t_foil = sharding.split_batch(mesh, params, images, t_true, t_foil)
     return _gradcam_maps(features, classifier, params, images, t_true, t_foil, contrast,
-                         relu, normalize, upsample)
+                         relu, normalize, upsample)[:n]

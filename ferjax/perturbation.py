@@ -62,7 +62,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ferjax import sharding
 
 __all__ = ["extremal_perturbation"]
 
@@ -357,15 +358,10 @@ def extremal_perturbation(features, classifier, params, images, targets, *, area
     if preset not in ("faithful", "fast"):
         raise ValueError(f"preset must be 'faithful' or 'fast', got {preset!r}")
     fast = {"optimizer": "adam", "lr": 0.05, "growth": REGUL_GROWTH ** (800.0 / max(int(max_iter), 1))}
-    # images are independent: split them over the devices (padding with copies of
-    # the last one), parameters replicated
-    mesh = mesh if mesh is not None else Mesh(np.array(jax.devices()), ("data",))
-    pad = -n % mesh.size
-    batch, repl = NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
-    grow = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)]) if pad else a  # noqa: E731
-    images, t_true, t_foil = jax.device_put(
-        [grow(images), grow(jnp.asarray(t_true, jnp.int32)), grow(jnp.asarray(t_foil, jnp.int32))], batch)
-    masks, rewards = _ep(features, classifier, jax.device_put(params, repl), images, t_true, t_foil,
+    # images are independent: split over the devices, parameters replicated
+    n, params, images, t_true, t_foil = sharding.split_batch(
+        mesh, params, images, jnp.asarray(t_true, jnp.int32), jnp.asarray(t_foil, jnp.int32))
+    masks, rewards = _ep(features, classifier, params, images, t_true, t_foil,
                          contrast, areas=areas, variant=variant, perturbation=perturbation,
                          max_iter=int(max_iter), step=int(step), sigma=float(sigma),
                          num_levels=int(num_levels), max_blur=float(max_blur), jitter=bool(jitter),

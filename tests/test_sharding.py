@@ -1,0 +1,59 @@
+"""Attribution batches split over devices give the same maps as on one device."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ferjax import attribution, model, sharding
+
+SCRIPT = """
+import json, jax, numpy as np
+from ferjax import attribution, model
+params, f, c = model.create("tiny", num_classes=4, channels=1, size=16, key=jax.random.key(3))
+x = np.random.default_rng(0).random((5, 16, 16, 1), np.float32)
+t, pairs = np.array([0, 1, 2, 3, 1]), np.array([[0, 1], [1, 2], [2, 3], [3, 0], [1, 3]])
+out = {"devices": jax.device_count(),
+       "cam": np.asarray(attribution.cam(f, c, params, x, t)).tolist(),
+       "gradcam": np.asarray(attribution.gradcam(f, c, params, x, pairs, relu=False)).tolist(),
+       "ep": np.asarray(attribution.extremal_perturbation(f, c, params, x, t, max_iter=6, step=2, sigma=3,
+                                                          preset="fast")["masks"]).tolist()}
+print(json.dumps(out))
+"""
+
+
+def _here(x, t, pairs):
+    params, f, c = model.create("tiny", num_classes=4, channels=1, size=16, key=jax.random.key(3))
+    return {"cam": attribution.cam(f, c, params, x, t),
+            "gradcam": attribution.gradcam(f, c, params, x, pairs, relu=False),
+            "ep": attribution.extremal_perturbation(f, c, params, x, t, max_iter=6, step=2, sigma=3,
+                                                    preset="fast")["masks"]}
+
+
+def test_five_images_on_eight_devices_match_one_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+                         check=True, timeout=300)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 8
+    x = np.random.default_rng(0).random((5, 16, 16, 1), np.float32)
+    here = _here(x, np.array([0, 1, 2, 3, 1]), np.array([[0, 1], [1, 2], [2, 3], [3, 0], [1, 3]]))
+    for name, value in here.items():
+        assert np.shape(result[name]) == value.shape  # the 3 padding rows are dropped
+        np.testing.assert_allclose(result[name], np.asarray(value), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_split_batch_pads_to_the_device_count_and_checks_sizes():
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+    n, params, a, b = sharding.split_batch(mesh, {"w": np.ones(3)}, np.arange(3), np.arange(6).reshape(3, 2))
+    assert n == 3 and a.shape[0] % mesh.size == 0 and a.shape[0] >= 3
+    np.testing.assert_array_equal(np.asarray(a)[:3], np.arange(3))
+    np.testing.assert_array_equal(np.asarray(b)[3:], np.repeat([[4, 5]], a.shape[0] - 3, 0))
+    with pytest.raises(ValueError, match="leading size"):
+        sharding.split_batch(mesh, {}, np.arange(3), np.arange(4))
