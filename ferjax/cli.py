@@ -16,8 +16,9 @@ import click
 @click.version_option(package_name="ferjax")
 @click.option("--cpu-devices", type=click.IntRange(1), default=None, envvar="FERJAX_CPU_DEVICES",
               show_envvar=True,
-              help="Split the CPU into N XLA devices, so that training and Extremal Perturbation run "
-                   "their batch as N parallel shards (use the number of cores). No effect on GPUs. "
+              help="Split the CPU into N XLA devices, so that training, CAM, GradCAM and Extremal "
+                   "Perturbation run their batch as N parallel shards (use the number of cores). "
+                   "No effect on GPUs. "
                    "Training results depend on N; attribution results do not.")
 def main(cpu_devices):
     """Compare how people and deep networks see facial expressions.
