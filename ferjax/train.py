@@ -21,12 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from orbax.checkpoint import checkpoint_managers as cm
 from tqdm import tqdm
 
 from ferjax import model as models
+from ferjax import sharding
 from ferjax.errors import InputError
 
 MODES = ("multiclass", "one_vs_one")
@@ -98,7 +99,7 @@ def train(images, labels, val_images=None, val_labels=None, *, model="small", mo
     if mode not in MODES or pair_map not in ("vmap", "map"):
         raise InputError("--mode", None, f"unknown mode {mode!r} or pair_map {pair_map!r}")
     images, labels = _check(images, labels, num_classes, "train")
-    mesh = mesh if mesh is not None else Mesh(np.array(jax.devices()), ("data",))
+    mesh = sharding.data_mesh(mesh)
     if batch_size <= 0 or batch_size % mesh.size:
         raise InputError("--batch-size", None, f"{batch_size} does not divide by the {mesh.size} devices")
     ovo, n_pairs, key = mode == "one_vs_one", len(pairs(num_classes)), jax.random.key(seed)
