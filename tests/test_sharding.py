@@ -13,38 +13,34 @@ import pytest
 
 from ferjax import attribution, model, sharding
 
-SCRIPT = """
-import json, jax, numpy as np
-from ferjax import attribution, model
-params, f, c = model.create("tiny", num_classes=4, channels=1, size=16, key=jax.random.key(3))
-x = np.random.default_rng(0).random((5, 16, 16, 1), np.float32)
-t, pairs = np.array([0, 1, 2, 3, 1]), np.array([[0, 1], [1, 2], [2, 3], [3, 0], [1, 3]])
-out = {"devices": jax.device_count(),
-       "cam": np.asarray(attribution.cam(f, c, params, x, t)).tolist(),
-       "gradcam": np.asarray(attribution.gradcam(f, c, params, x, pairs, relu=False)).tolist(),
-       "ep": np.asarray(attribution.extremal_perturbation(f, c, params, x, t, max_iter=6, step=2, sigma=3,
-                                                          preset="fast")["masks"]).tolist()}
-print(json.dumps(out))
-"""
+X = np.random.default_rng(0).random((5, 16, 16, 1), np.float32)
+T, PAIRS = np.array([0, 1, 2, 3, 1]), np.array([[0, 1], [1, 2], [2, 3], [3, 0], [1, 3]])
 
 
-def _here(x, t, pairs):
+def maps():
+    """CAM, contrast GradCAM and fast-preset EP of a tiny net on 5 images, on the visible devices."""
     params, f, c = model.create("tiny", num_classes=4, channels=1, size=16, key=jax.random.key(3))
-    return {"cam": attribution.cam(f, c, params, x, t),
-            "gradcam": attribution.gradcam(f, c, params, x, pairs, relu=False),
-            "ep": attribution.extremal_perturbation(f, c, params, x, t, max_iter=6, step=2, sigma=3,
+    return {"cam": attribution.cam(f, c, params, X, T),
+            "gradcam": attribution.gradcam(f, c, params, X, PAIRS, relu=False),
+            "ep": attribution.extremal_perturbation(f, c, params, X, T, max_iter=6, step=2, sigma=3,
                                                     preset="fast")["masks"]}
+
+
+SCRIPT = """
+import json, sys, jax, numpy as np
+sys.path.insert(0, {tests!r})
+from test_sharding import maps
+print(json.dumps({{"devices": jax.device_count(), **{{k: np.asarray(v).tolist() for k, v in maps().items()}}}}))
+"""
 
 
 def test_five_images_on_eight_devices_match_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
-                         check=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=os.path.dirname(__file__))], env=env,
+                         capture_output=True, text=True, check=True, timeout=300)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == 8
-    x = np.random.default_rng(0).random((5, 16, 16, 1), np.float32)
-    here = _here(x, np.array([0, 1, 2, 3, 1]), np.array([[0, 1], [1, 2], [2, 3], [3, 0], [1, 3]]))
-    for name, value in here.items():
+    for name, value in maps().items():
         assert np.shape(result[name]) == value.shape  # the 3 padding rows are dropped
         np.testing.assert_allclose(result[name], np.asarray(value), rtol=1e-4, atol=1e-5, err_msg=name)
 
