@@ -120,7 +120,10 @@ def dice_iou(a, b, tops=(0.05, 0.1, 0.2, 0.3)):
 
     def ranks(x):
         order = jnp.argsort(-_flat(x), axis=-1, stable=True)
-        return jnp.argsort(order, axis=-1, stable=True)
+        # the inverse permutation, scattered instead of sorted a second time
+        flat = order.reshape(-1, order.shape[-1])
+        inv = jax.vmap(lambda o: jnp.zeros_like(o).at[o].set(jnp.arange(o.shape[0], dtype=o.dtype)))(flat)
+        return inv.reshape(order.shape)
 
     ra, rb = ranks(a), ranks(b)
     n = ra.shape[-1]

@@ -96,7 +96,8 @@ def save_png(path, image) -> None:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise TypeError(f"save_png needs uint8, got {image.dtype}")
-    Image.fromarray(image).save(path, format="PNG", optimize=False, compress_level=9)
+    # zlib's default level: 6x faster than 9 on noisy faces, files 2.5% larger
+    Image.fromarray(image).save(path, format="PNG", optimize=False, compress_level=6)
 
 
 def to_uint8(image) -> np.ndarray:

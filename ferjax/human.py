@@ -435,23 +435,47 @@ def pair_stats(trials):
                "clicks_time": _pearson(t["clicks"], t["time"])}
 
 
-@partial(jax.jit, static_argnames="bins")
-def _half_ranks(masks, halves, g, bins=None):
-    """masks (B, P, H, W), halves (2, S, P) 0/1 -> twice the average ranks (2, S, B, H*W) of half maps.
-
-    ``bins``: maps hold integers 0..bins-1, so ranks come from counts in O(H*W);
-    otherwise from a sort.
-    """
+@jax.jit
+def _half_ranks(masks, halves, g):
+    """masks (B, P, H, W), halves (2, S, P) 0/1 -> twice the average ranks (2, S, B, H*W) of half maps."""
     m = jnp.einsum("hsp,bpxy->hsbxy", halves, masks, precision=jax.lax.Precision.HIGHEST)
     v = (_smooth(m, g) if g is not None else m).reshape(-1, m.shape[-2] * m.shape[-1])
-    if bins:
-        vi = jnp.round(v).astype(jnp.int32)
-        n = jax.vmap(partial(jnp.bincount, length=bins))(vi)
-        ranks = jnp.take_along_axis(2 * (jnp.cumsum(n, -1) - n) + n + 1, vi, -1)
-    else:
-        s = jnp.sort(v, axis=-1)
-        ranks = jax.vmap(lambda s, v: jnp.searchsorted(s, v, "left") + jnp.searchsorted(s, v, "right") + 1)(s, v)
+    s = jnp.sort(v, axis=-1)
+    ranks = jax.vmap(lambda s, v: jnp.searchsorted(s, v, "left") + jnp.searchsorted(s, v, "right") + 1)(s, v)
     return ranks.reshape(m.shape[:3] + (-1,))
+
+
+@partial(jax.jit, static_argnames="bins")
+def _half_tables(masks, halves, bins):
+    """masks (B, P, H, W) 0/1, halves (2, S, P) 0/1 -> (S, B, bins, bins) joint counts of the half maps' values.
+
+    Unweighted, unsmoothed half maps hold the integers 0..bins-1 (how many of
+    the half's participants uncovered a pixel), so two maps are summed up
+    exactly by the table of how many pixels take each pair of values.
+    """
+    m = jnp.einsum("hsp,bpxy->hsbxy", halves, masks, precision=jax.lax.Precision.HIGHEST)
+    a, b = jnp.round(m).astype(jnp.int32).reshape(2, -1, m.shape[-2] * m.shape[-1])
+    t = jax.vmap(partial(jnp.bincount, length=bins * bins))(a * bins + b)
+    return t.reshape(*m.shape[1:3], bins, bins)
+
+
+def _table_spearman(t):
+    """Spearman rho from joint counts t (..., K, K) of two integer maps (average ranks for ties); nan if constant.
+
+    With n_k pixels of value k, value k's average rank is N_{<k} + (n_k + 1) / 2;
+    rho = sum_ab t_ab ra_a rb_b / sqrt(sum_a n_a ra_a^2 sum_b n_b rb_b^2) with
+    the ranks centred on their mean (N + 1) / 2. Exact in float64.
+    """
+    t = np.asarray(t, np.float64)
+
+    def centred(n):
+        return np.cumsum(n, -1) - n + (n + 1) / 2 - (n.sum(-1, keepdims=True) + 1) / 2
+
+    na, nb = t.sum(-1), t.sum(-2)
+    ra, rb = centred(na), centred(nb)
+    cov = np.einsum("...ij,...i,...j->...", t, ra, rb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cov / np.sqrt((na * ra * ra).sum(-1) * (nb * rb * rb).sum(-1))
 
 
 def split_half(trials, clicks, *, n_splits: int = 50, seed: int = 0, chunk: int = 64, **options) -> dict:
@@ -484,11 +508,14 @@ def split_half(trials, clicks, *, n_splits: int = 50, seed: int = 0, chunk: int 
     for start in range(0, len(names), batch):
         rows = np.full((batch, len(people)), len(sel))
         rows[: len(slot[start:start + batch])] = slot[start:start + batch]
-        m = _masks(*(a[rows.ravel()] for a in arrays), *dyn, **static)
-        ra, rb = np.asarray(_half_ranks(m.reshape(rows.shape + m.shape[1:]), halves, g, bins), np.float64)
-        ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = (ra * rb).sum(-1) / np.sqrt((ra * ra).sum(-1) * (rb * rb).sum(-1))
+        m = _masks(*(a[rows.ravel()] for a in arrays), *dyn, **static).reshape(rows.shape + (static["size"],) * 2)
+        if bins:
+            r = _table_spearman(_half_tables(m, halves, bins))
+        else:
+            ra, rb = np.asarray(_half_ranks(m, halves, g), np.float64)
+            ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = (ra * rb).sum(-1) / np.sqrt((ra * ra).sum(-1) * (rb * rb).sum(-1))
         rho[:, start:start + batch] = r[:, : len(names) - start]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ferjax import compare, stats
+from ferjax import compare, sharding, stats
 
 TOPS = (0.05, 0.1, 0.2, 0.3)
 PRIMARY = "dice@0.1"
@@ -59,18 +59,22 @@ def score(method_maps: dict, human_maps, points=None, valid=None, *, tops=TOPS) 
     map as the reference distribution), sim, and with points nss and auc_judd.
     """
     rows = []
-    human = np.asarray(human_maps, np.float32)
+    # items are independent: split them over the devices (padding rows dropped below)
+    if points is not None and valid is None:
+        valid = np.ones(np.shape(points)[:2], bool)
+    n, _, human, *clicks = sharding.split_batch(None, {}, np.asarray(human_maps, np.float32),
+                                               *(() if points is None else (points, valid)))
     for name, maps in method_maps.items():
-        maps = np.asarray(maps, np.float32)
+        maps = sharding.split_batch(None, {}, np.asarray(maps, np.float32))[2]
         dices, ious = compare.dice_iou(maps, human, tuple(tops))
         values = {f"dice@{t:g}": d for t, d in zip(tops, dices)}
         values.update({f"iou@{t:g}": v for t, v in zip(tops, ious)})
         values.update(spearman=compare.spearman(maps, human), pearson=compare.pearson(maps, human),
                       kld=compare.kld(maps, human), sim=compare.sim(maps, human))
         if points is not None:
-            values.update(nss=compare.nss(maps, points, valid), auc_judd=compare.auc_judd(maps, points, valid))
+            values.update(nss=compare.nss(maps, *clicks), auc_judd=compare.auc_judd(maps, *clicks))
         for metric, v in values.items():
-            v = np.asarray(v, np.float64)
+            v = np.asarray(v, np.float64)[:n]
             rows.append(pd.DataFrame({"method": name, "item": np.arange(len(v)), "metric": metric, "value": v}))
     return pd.concat(rows, ignore_index=True)
 
