@@ -1,6 +1,7 @@
 """Attribution speed: ferjax (JAX) vs the reference implementations (PyTorch).
 
-Same ``small`` network, same inputs, same run:
+Same network (``--model``: the default study's ``fine``, or ``small``), same
+inputs, same run:
 
 * CAM / GradCAM on a batch of 64 images (64 x 64 x 1), target class 3:
   ``ferjax.attribution.cam`` / ``gradcam`` (jit-compiled, warmed up) vs
@@ -61,7 +62,6 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
 
 BATCH, SIZE, CHANNELS, CLASSES, TARGET = 64, 64, 1, 8, 3
-WIDTHS = ((16, 1), (32, 2), (64, 2), (128, 2), (128, 1))  # ferjax.model's "small"
 PORT_ATOL = 1e-4
 
 
@@ -143,9 +143,9 @@ def import_references():
 
 # ----------------------------------------------------------------- the torch port
 
-def torch_small(params, torch):
-    """The ``small`` network in torch, weights copied from the flax params."""
-    from ferjax.model import _groups  # the group count flax's GroupNorm was built with
+def torch_plain(params, torch, name):
+    """ferjax's plain network ``name`` (small, fine) in torch, weights copied from the flax params."""
+    from ferjax.model import PLAIN, _groups  # the group count flax's GroupNorm was built with
     from flax import nnx
 
     eps = nnx.GroupNorm(8, num_groups=2, rngs=nnx.Rngs(0)).epsilon  # flax default, 1e-6
@@ -170,11 +170,11 @@ def torch_small(params, torch):
         def forward(self, x):
             return self.relu(self.norm(self.conv(nn.functional.pad(x, self.pad))))
 
-    class Small(nn.Module):
+    class Plain(nn.Module):
         def __init__(self):
             super().__init__()
             self.blocks = nn.Sequential(*[Block(params["convs"][i], s)
-                                          for i, (_, s) in enumerate(WIDTHS)])
+                                          for i, (_, s) in enumerate(PLAIN[name])])
             kernel = np.asarray(params["head"]["kernel"])       # (K, C)
             self.head = nn.Linear(*kernel.shape)
             with torch.no_grad():
@@ -184,7 +184,7 @@ def torch_small(params, torch):
         def forward(self, x):                                   # NCHW
             return self.head(self.blocks(x).mean(dim=(2, 3)))
 
-    return Small().eval()
+    return Plain().eval()
 
 
 def randomise_norms(params, key, jax):
@@ -251,8 +251,10 @@ def main(argv=None):
     ap.add_argument("--ep-images", type=int, default=8, help="images for Extremal Perturbation")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model-dir", default=None,
-                    help="a trained `small` model (`ferjax train` output, e.g. work/model) for the "
-                         "fast-preset comparison on real stimuli; skipped without it")
+                    help="a trained `fine` or `small` model (`ferjax train` output, e.g. work/model) "
+                         "for the fast-preset comparison on real stimuli; skipped without it")
+    ap.add_argument("--model", default="fine", choices=("fine", "small"),
+                    help="network of the speed comparison (random weights)")
     ap.add_argument("--stimuli", default="work/stimuli", help="stimuli for --model-dir")
     ap.add_argument("--fast-iters", default="10,20,40,80",
                     help="fast-preset iteration counts to try against TorchRay's 800")
@@ -296,19 +298,19 @@ def main(argv=None):
     print("versions     : python " + platform.python_version() + ", " + ", ".join(
         f"{d} {version(d)}" for d in ("jax", "jaxlib", "flax", "numpy", "torch", "torchray",
                                       "grad-cam")))
-    print(f"settings     : runs={args.runs} (medians), batch={BATCH} x {SIZE}x{SIZE}x{CHANNELS}, "
+    print(f"settings     : model {args.model}, runs={args.runs} (medians), batch={BATCH} x {SIZE}x{SIZE}x{CHANNELS}, "
           f"target class {TARGET}, seed {args.seed}")
 
     # -------------------------------------------------- model, port, inputs
     kp, kn, kx = jax.random.split(jax.random.PRNGKey(args.seed), 3)
-    params, features, classifier = create("small", num_classes=CLASSES, channels=CHANNELS,
+    params, features, classifier = create(args.model, num_classes=CLASSES, channels=CHANNELS,
                                           size=SIZE, key=kp)
     params = randomise_norms(params, kn, jax)
     images = (jax.random.uniform(kx, (BATCH, SIZE, SIZE, CHANNELS)) - 0.5) / 0.25
     images_np = np.asarray(images)
     dev = torch.device(args.torch_device)
     x_t = torch.from_numpy(images_np.transpose(0, 3, 1, 2).copy()).to(dev)
-    net = torch_small(params, torch).to(dev)
+    net = torch_plain(params, torch, args.model).to(dev)
 
     ours_logits = np.asarray(jax.jit(lambda p, x: classifier(p, features(p, x).mean((1, 2))))(
         params, images))
@@ -412,7 +414,7 @@ def main(argv=None):
           "simple reward)")
     ep_images = images[:ni]
     ep_targets = np.full(ni, TARGET)
-    ep_net = torch_small(params, torch).to(dev)  # TorchRay switches requires_grad off on the model
+    ep_net = torch_plain(params, torch, args.model).to(dev)  # TorchRay switches requires_grad off on the model
 
     def ours_ep():
         out = perturbation.extremal_perturbation(features, classifier, params, ep_images,
@@ -500,10 +502,10 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     from ferjax.commands.network import _stimulus_images, _to_model, load_model
 
     params, _, _, spec = load_model(args.model_dir)
-    if spec["model"] != "small" or spec["mode"] != "multiclass" or spec["channels"] != CHANNELS:
-        print(f"\n(fast-preset comparison skipped: needs a multiclass `small` grey model, got {spec})")
+    if spec["model"] not in ("fine", "small") or spec["mode"] != "multiclass" or spec["channels"] != CHANNELS:
+        print(f"\n(fast-preset comparison skipped: needs a multiclass `fine` or `small` grey model, got {spec})")
         return
-    features, classifier = model.functions("small", num_classes=spec["num_classes"], channels=CHANNELS)
+    features, classifier = model.functions(spec["model"], num_classes=spec["num_classes"], channels=CHANNELS)
     import pandas as pd
     trials = pd.read_csv(os.path.join(args.stimuli, "trials.csv"))
     rows = trials.groupby("true").head(1).index[:args.ep_images]
@@ -511,7 +513,7 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
                     spec["size"], CHANNELS)
     images = np.asarray(model.preprocess(jax.numpy.asarray(x01)))
     targets = trials["true"].to_numpy()[rows]
-    net = torch_small(params, torch)
+    net = torch_plain(params, torch, spec["model"])
     kw = dict(areas=[0.1], step=2, sigma=6)
     ni = len(rows)
     print(f"\n## fast preset vs TorchRay's 800 faithful iterations: trained model {args.model_dir}, "

@@ -80,7 +80,7 @@ def _sampling(labels, num_classes, mode, balanced):
     return np.asarray([w / w.sum() for w in rows], np.float32)
 
 
-def train(images, labels, val_images=None, val_labels=None, *, model="small", mode="multiclass",
+def train(images, labels, val_images=None, val_labels=None, *, model="fine", mode="multiclass",
           num_classes=8, steps=1000, batch_size=64, lr=1e-3, warmup=100, weight_decay=1e-4,
           label_smoothing=0.1, balanced=True, augment=True, seed=0, dtype=jnp.float32,
           checkpoint_dir=None, save_every=100, mesh=None, progress=True, callback=None, pair_map="vmap"):

@@ -227,14 +227,34 @@ def test_train_attribute_compare_outputs(tiny):
     compare = json.loads((tiny / "m/compare.json").read_text())
     assert "noise_ceiling" in compare and "CAM true" in compare["methods"]
     pointing, randomization = compare["sanity"]["pointing_game"], compare["sanity"]["randomization"]
-    assert set(pointing["methods"]) == {"CAM true", "GradCAM true", "EP 0.1 true", "EP 0.2 true"}
+    assert set(pointing["methods"]) == {"CAM true", "GradCAM true", "EP 0.1 true", "EP 0.2 true",
+                                        "EP 0.025+0.05+0.1+0.2 true"}   # TorchRay's benchmark areas, summed
     assert pointing["without_regions"] == 7 and pointing["images"] + pointing["misclassified"] == 49
+    assert pointing["tolerance_px"] == pytest.approx(15 * 32 / 224)   # Zhang et al.'s 15 px at 224, scaled
     for entry in pointing["methods"].values():
-        assert entry["hit_rate"] is None or 0 <= entry["hit_rate"] <= 1
+        assert entry["hit_rate"] is None or 0 <= entry["strict_hit_rate"] <= entry["hit_rate"] <= 1
     assert set(randomization["methods"]) == {"CAM true", "GradCAM true"}   # EP: see the one_vs_one test
     for levels in randomization["methods"].values():
         assert set(levels) == {"head", "all"} and all(len(v["draws"]) == 2 for v in levels.values())
     assert (tiny / "plots/attribution_sheet.png").exists() and (tiny / "plots/confusion.png").exists()
+
+
+def test_pointing_game_points_ep_with_the_summed_masks(tiny):
+    """EP's pointing map is the sum of its masks at the pointing areas: a saved area is reused, a missing one
+    re-run with the attribute stage's settings, so the sum equals the attribute stage's own masks summed."""
+    from ferjax.commands.comparison import sanity_checks
+
+    index = pd.read_csv(tiny / "attribution/index.csv")
+    with np.load(tiny / "attribution/maps.npz") as z:
+        maps = {k: z[k] for k in z.files}
+    assert list(maps["areas"]) == [0.1, 0.2]
+    only_first = dict(maps, areas=maps["areas"][:1], ep_true=maps["ep_true"][:, :1])   # 0.2 must be re-run
+    pointing = sanity_checks(tiny / "model", tiny / "stimuli", tiny / "attribution", index, only_first,
+                             ep_areas=(0.1, 0.2), ep_images=0, draws=1, keep_maps=True)["pointing_game"]
+    rows, summed = pointing["rows"], pointing["maps"]["EP 0.1+0.2 true"]
+    assert len(rows) >= 5 and summed.shape == (len(rows), 32, 32)
+    np.testing.assert_allclose(summed, maps["ep_true"][rows].sum(1), atol=1e-5)
+    np.testing.assert_array_equal(pointing["maps"]["CAM true"], maps["cam_true"][rows])
 
 
 def test_report_is_self_contained(tiny):

@@ -11,13 +11,14 @@ from ferjax import attribution, model
 from ferjax.errors import InputError
 
 
-@pytest.mark.parametrize("name,size,channels", [("tiny", 16, 1), ("small", 32, 1), ("resnet18", 32, 3)])
-def test_logits_are_classifier_of_pooled_features(name, size, channels):
+@pytest.mark.parametrize("name,size,channels,side", [("tiny", 16, 1, 8), ("small", 32, 1, 4), ("fine", 32, 1, 8),
+                                                     ("resnet18", 32, 3, 1)])
+def test_logits_are_classifier_of_pooled_features(name, size, channels, side):
     params, features, classifier = model.create(name, num_classes=8, channels=channels, size=size,
                                                 key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (2, size, size, channels))
     f = features(params, x)
-    assert f.ndim == 4 and f.shape[0] == 2 and f.dtype == jnp.float32
+    assert f.shape[:3] == (2, side, side) and f.dtype == jnp.float32   # fine: 1/4 of the side, small: 1/8
     z = model.logits(features, classifier, params, x)
     np.testing.assert_array_equal(z, classifier(params, f.mean((1, 2))))
     assert z.shape == (2, 8)

@@ -50,8 +50,10 @@ def _to_model(images, size, channels):
               help="Output of `ferjax stimuli`: the 2AFC trial list the network is scored on.")
 @click.option("--logs", type=click.Path(path_type=Path), default=None,
               help="Click logs: also score the network on what each participant saw.")
-@click.option("--model", "model_name", type=click.Choice(["tiny", "small", "resnet18"]), default="small",
-              show_default=True)
+@click.option("--model", "model_name", type=click.Choice(["tiny", "small", "fine", "resnet18"]), default="fine",
+              show_default=True,
+              help="fine: 16x16 maps on 64-px faces (CAM resolves single action units); small: 8x8 maps, same "
+                   "cost; resnet18: real data at 224/256 RGB; tiny: tests.")
 @click.option("--mode", type=click.Choice(["multiclass", "one_vs_one"]), default="multiclass", show_default=True,
               help="One 8-way softmax, or one binary classifier per class pair (the reference's).")
 @click.option("--steps", type=click.IntRange(1), default=2500, show_default=True)
@@ -282,8 +284,8 @@ def networks(spec, true, foil):
               help="Scale step and sigma by image size / SCALE_TO (TorchRay's defaults suit 224 px).")
 @click.option("--jitter/--no-jitter", default=True, show_default=True)
 @click.option("--preset", type=click.Choice(["faithful", "fast"]), default="faithful", show_default=True,
-              help="faithful: TorchRay's SGD schedule; fast: Adam with the area weight's growth rescaled "
-                   "to MAX_ITER (a deliberate change, for few iterations).")
+              help="faithful: TorchRay's SGD schedule; fast: the same SGD with its learning rate and the area "
+                   "weight's growth rescaled to MAX_ITER (a deliberate change, for few iterations).")
 @click.option("--ep-targets", default="true,contrast", show_default=True,
               help="Targets Extremal Perturbation explains: true, contrast or both (it costs max_iter passes each).")
 @click.option("--batch", type=click.IntRange(1), default=35, show_default=True,
