@@ -435,10 +435,15 @@ def pair_stats(trials):
                "clicks_time": _pearson(t["clicks"], t["time"])}
 
 
+def _half_maps(masks, halves):
+    """masks (B, P, H, W), halves (2, S, P) 0/1 -> the two halves' summed maps (2, S, B, H, W)."""
+    return jnp.einsum("hsp,bpxy->hsbxy", halves, masks, precision=jax.lax.Precision.HIGHEST)
+
+
 @jax.jit
 def _half_ranks(masks, halves, g):
     """masks (B, P, H, W), halves (2, S, P) 0/1 -> twice the average ranks (2, S, B, H*W) of half maps."""
-    m = jnp.einsum("hsp,bpxy->hsbxy", halves, masks, precision=jax.lax.Precision.HIGHEST)
+    m = _half_maps(masks, halves)
     v = (_smooth(m, g) if g is not None else m).reshape(-1, m.shape[-2] * m.shape[-1])
     s = jnp.sort(v, axis=-1)
     ranks = jax.vmap(lambda s, v: jnp.searchsorted(s, v, "left") + jnp.searchsorted(s, v, "right") + 1)(s, v)
@@ -453,7 +458,7 @@ def _half_tables(masks, halves, bins):
     the half's participants uncovered a pixel), so two maps are summed up
     exactly by the table of how many pixels take each pair of values.
     """
-    m = jnp.einsum("hsp,bpxy->hsbxy", halves, masks, precision=jax.lax.Precision.HIGHEST)
+    m = _half_maps(masks, halves)
     a, b = jnp.round(m).astype(jnp.int32).reshape(2, -1, m.shape[-2] * m.shape[-1])
     t = jax.vmap(partial(jnp.bincount, length=bins * bins))(a * bins + b)
     return t.reshape(*m.shape[1:3], bins, bins)
