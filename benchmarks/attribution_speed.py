@@ -256,7 +256,9 @@ def main(argv=None):
     ap.add_argument("--model", default="fine", choices=("fine", "small"),
                     help="network of the speed comparison (random weights)")
     ap.add_argument("--stimuli", default="work/stimuli", help="stimuli for --model-dir")
-    ap.add_argument("--fast-iters", default="10,20,40,80",
+    ap.add_argument("--fast-per-class", type=int, default=3,
+                    help="stimuli per class for the fast-preset comparison (with --model-dir)")
+    ap.add_argument("--fast-iters", default="20,40,60,80,100",
                     help="fast-preset iteration counts to try against TorchRay's 800")
     ap.add_argument("--cpu-devices", type=int, default=None,
                     help="split the CPU into N XLA devices (ferjax --cpu-devices); EP shards its "
@@ -490,11 +492,19 @@ def main(argv=None):
     return 0
 
 
+AREA_SLACK = 0.002  # 8 of 4,096 pixels
+
+
 def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     """The `fast` preset vs TorchRay's 800 faithful iterations on a trained network.
 
     Every final mask is scored with TorchRay's own operator (its Perturbation
     pyramid and the torch port): reward = target logit of the perturbed image.
+    "Reaches" = the median per-image reward difference is >= 0 *at the same
+    area*: the median area difference (fraction of pixels above 0.5) is at
+    most AREA_SLACK. The reward grows steeply with area (in development, 0.008
+    more area bought 0.3 logits), so the issue's 0.02 fidelity tolerance
+    would let a larger mask pass for a better one.
     """
     import jax
 
@@ -508,7 +518,7 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     features, classifier = model.functions(spec["model"], num_classes=spec["num_classes"], channels=CHANNELS)
     import pandas as pd
     trials = pd.read_csv(os.path.join(args.stimuli, "trials.csv"))
-    rows = trials.groupby("true").head(1).index[:args.ep_images]
+    rows = trials.groupby("true").head(args.fast_per_class).index
     x01 = _to_model(_stimulus_images(args.stimuli, trials["filename"][rows], spec["size"], CHANNELS),
                     spec["size"], CHANNELS)
     images = np.asarray(model.preprocess(jax.numpy.asarray(x01)))
@@ -517,7 +527,8 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     kw = dict(areas=[0.1], step=2, sigma=6)
     ni = len(rows)
     print(f"\n## fast preset vs TorchRay's 800 faithful iterations: trained model {args.model_dir}, "
-          f"{ni} stimuli (one per class), true-class logit, area 0.1, step 2, sigma 6")
+          f"{ni} stimuli ({args.fast_per_class} per class, the first in trials.csv), true-class "
+          f"logit, area 0.1, step 2, sigma 6")
 
     def torch_reward(mask, i):
         x = torch.from_numpy(images[i].transpose(2, 0, 1)[None].copy())
@@ -561,11 +572,11 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     for preset, iters in [("faithful", 800)] + [("fast", int(k)) for k in args.fast_iters.split(",")]:
         t, r, a, masks = ours(preset, iters)
         d = r - ref_r
-        reached = np.median(d) >= 0 and np.median(np.abs(a - ref_a)) <= 0.02
+        reached = np.median(d) >= 0 and np.median(a - ref_a) <= AREA_SLACK
         corr = np.mean([pearson(m, q) for m, q in zip(masks, ref_masks)])
         print(f"ours {preset:8s} {iters:4d} it: {t:7.3f} s/image ({t_ref / t:6.1f}x faster); reward - "
               f"TorchRay's: median {np.median(d):+.3f} (min {d.min():+.3f}, {np.mean(d >= 0):.0%} of "
-              f"images >= 0); |area diff| median {np.median(np.abs(a - ref_a)):.3f}; mask Pearson "
+              f"images >= 0); area diff median {np.median(a - ref_a):+.3f}; mask Pearson "
               f"{corr:.3f}; {'REACHES' if reached else 'does not reach'} TorchRay's reward at its area")
 
 

@@ -386,6 +386,24 @@ def test_fast_preset_converges_in_20_iterations():
     assert (masks == 0).mean() >= 0.5
 
 
+def test_ep_schedules():
+    # faithful: TorchRay's constant lr and lambda_t = 300 * 1.0035^t; fast at 20
+    # iterations: lr 0.8 / 20 held for the first quarter, a cosine to 0, and the
+    # area weight growing 1.0035^40 per step so that it would reach 300 * 1.0035^800
+    from ferjax.perturbation import _schedule
+    lrs, lam = _schedule(800, fast=False)
+    np.testing.assert_array_equal(lrs, np.float32(0.01))
+    np.testing.assert_allclose(lam, 300 * 1.0035 ** np.arange(800), rtol=1e-5)
+    lrs, lam = _schedule(20, fast=True)
+    np.testing.assert_allclose(lrs[:5], 0.04, rtol=1e-6)   # phases 0 .. 4/19 <= 0.25
+    assert lrs[-1] == 0 and (np.diff(lrs[4:]) < 0).all()
+    np.testing.assert_allclose(lrs[5], 0.02 * (1 + np.cos(np.pi * (5 / 19 - 0.25) / 0.75)), rtol=1e-5)
+    np.testing.assert_allclose(lam[-1] * 1.0035 ** 40, 300 * 1.0035 ** 800, rtol=1e-4)
+    with pytest.raises(ValueError, match="max_iter"):
+        params, feats, head = tiny_blob_net()
+        extremal_perturbation(feats, head, params, blob_images(), np.array([0, 0]), max_iter=0)
+
+
 def test_extremal_perturbation_delete_first_steps_match_torchray():
     # The delete game on this net starts from a fully blurred image (flat reward);
     # its later trajectory hinges on sort tie-breaks among float near-ties, so only
@@ -400,20 +418,30 @@ def test_extremal_perturbation_delete_first_steps_match_torchray():
 
 
 def test_area_loss_equals_sorted_reference_loss():
-    # TorchRay's mean((sort(m) - r)^2) and its gradient, also with many exact ties
-    # (clamped 0s and 1s, repeated values) straddling the 0/1 boundary of r
+    # TorchRay's mean((sort(m) - r)^2), also with many exact ties (clamped 0s and
+    # 1s, repeated values) straddling the 0/1 boundary of r. Without ties the
+    # gradient is the sort's; a group of tied pixels shares the reference values
+    # at its sorted positions evenly: 2 (m_i - mean(r over the group's slots)) / M.
     from ferjax.perturbation import _area_loss
     rng = np.random.default_rng(0)
     for m in (rng.random(500), np.clip(rng.random(500) * 2 - 0.5, 0, 1),
               np.round(rng.random(500) * 4) / 4):
         m = jnp.asarray(m, jnp.float32)
+        values, counts = np.unique(np.asarray(m), return_counts=True)
         for n_ones in (1, 50, 137, 499, 500):
             ref = (np.arange(500) >= 500 - n_ones).astype(np.float32)
             v0, g0 = jax.value_and_grad(lambda x: jnp.mean((jnp.sort(x) - ref) ** 2))(m)
             v1, g1 = jax.value_and_grad(lambda x: _area_loss(x, jnp.int32(n_ones)))(m)
             np.testing.assert_allclose(v1, v0, rtol=1e-5, atol=1e-7)
-            np.testing.assert_allclose(g1, g0, atol=1e-7)
+            slots = np.split(ref, np.cumsum(counts)[:-1])
+            share = dict(zip(values, (s.mean() for s in slots)))
+            expected = 2 * (np.asarray(m) - np.array([share[v] for v in np.asarray(m)])) / 500
+            np.testing.assert_allclose(g1, expected, atol=1e-7)
+            if len(values) == 500:
+                np.testing.assert_allclose(g1, g0, atol=1e-7)
     assert float(_area_loss(jnp.ones(10), jnp.int32(0))) == 1.0  # area 0: all ten should be 0
+    # ten tied ones, three slots of r at 1: each shares 3/10, so each gradient is 2 (1 - 0.3) / 10
+    np.testing.assert_allclose(jax.grad(lambda x: _area_loss(x, jnp.int32(3)))(jnp.ones(10)), 0.14, rtol=1e-6)
 
 
 def test_extremal_perturbation_properties():
