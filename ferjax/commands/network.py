@@ -284,9 +284,10 @@ def networks(spec, true, foil):
               help="Scale step and sigma by image size / SCALE_TO (TorchRay's defaults suit 224 px).")
 @click.option("--jitter/--no-jitter", default=True, show_default=True)
 @click.option("--preset", type=click.Choice(["faithful", "fast"]), default="faithful", show_default=True,
-              help="faithful: TorchRay's SGD schedule; fast: Nesterov momentum with a cosine-decayed learning "
-                   "rate and the area weight's growth rescaled to MAX_ITER (a deliberate change, for few "
-                   "iterations: 80 reach TorchRay's 800-iteration reward).")
+              help="faithful: TorchRay's SGD schedule; fast: Nesterov momentum, its learning rate held for a "
+                   "quarter of MAX_ITER then decayed to 0, the area weight's growth rescaled to MAX_ITER (a "
+                   "deliberate change, for few iterations; benchmarks/attribution_speed.md compares it with "
+                   "TorchRay).")
 @click.option("--ep-targets", default="true,contrast", show_default=True,
               help="Targets Extremal Perturbation explains: true, contrast or both (it costs max_iter passes each).")
 @click.option("--batch", type=click.IntRange(1), default=35, show_default=True,
