@@ -399,8 +399,8 @@ def test_ep_schedules():
     assert lrs[-1] == 0 and (np.diff(lrs[4:]) < 0).all()
     np.testing.assert_allclose(lrs[5], 0.02 * (1 + np.cos(np.pi * (5 / 19 - 0.25) / 0.75)), rtol=1e-5)
     np.testing.assert_allclose(lam[-1] * 1.0035 ** 40, 300 * 1.0035 ** 800, rtol=1e-4)
+    params, feats, head = tiny_blob_net()
     with pytest.raises(ValueError, match="max_iter"):
-        params, feats, head = tiny_blob_net()
         extremal_perturbation(feats, head, params, blob_images(), np.array([0, 0]), max_iter=0)
 
 
