@@ -495,6 +495,32 @@ def main(argv=None):
 AREA_SLACK = 0.002  # 8 of 4,096 pixels
 
 
+def trained_stimuli(model_dir, stimuli_dir, per_class):
+    """A trained model and the first ``per_class`` stimuli of each class, as the network sees them.
+
+    Returns ``(params, features, classifier, spec, images, targets)``: images
+    (N, S, S, 1) standardised like the network's input, targets the true
+    classes. ValueError unless the model is a multiclass grey `fine` or `small`
+    (the networks ``torch_plain`` ports).
+    """
+    import jax
+    import pandas as pd
+
+    from ferjax import model
+    from ferjax.commands.network import _stimulus_images, _to_model, load_model
+
+    params, _, _, spec = load_model(model_dir)
+    if spec["model"] not in ("fine", "small") or spec["mode"] != "multiclass" or spec["channels"] != CHANNELS:
+        raise ValueError(f"needs a multiclass `fine` or `small` grey model, got {spec}")
+    features, classifier = model.functions(spec["model"], num_classes=spec["num_classes"], channels=CHANNELS)
+    trials = pd.read_csv(os.path.join(stimuli_dir, "trials.csv"))
+    rows = trials.groupby("true").head(per_class).index
+    x01 = _to_model(_stimulus_images(stimuli_dir, trials["filename"][rows], spec["size"], CHANNELS),
+                    spec["size"], CHANNELS)
+    images = np.asarray(model.preprocess(jax.numpy.asarray(x01)))
+    return params, features, classifier, spec, images, trials["true"].to_numpy()[rows]
+
+
 def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     """The `fast` preset vs TorchRay's 800 faithful iterations on a trained network.
 
@@ -508,24 +534,17 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     """
     import jax
 
-    from ferjax import model, perturbation
-    from ferjax.commands.network import _stimulus_images, _to_model, load_model
+    from ferjax import perturbation
 
-    params, _, _, spec = load_model(args.model_dir)
-    if spec["model"] not in ("fine", "small") or spec["mode"] != "multiclass" or spec["channels"] != CHANNELS:
-        print(f"\n(fast-preset comparison skipped: needs a multiclass `fine` or `small` grey model, got {spec})")
+    try:
+        params, features, classifier, spec, images, targets = trained_stimuli(
+            args.model_dir, args.stimuli, args.fast_per_class)
+    except ValueError as e:
+        print(f"\n(fast-preset comparison skipped: {e})")
         return
-    features, classifier = model.functions(spec["model"], num_classes=spec["num_classes"], channels=CHANNELS)
-    import pandas as pd
-    trials = pd.read_csv(os.path.join(args.stimuli, "trials.csv"))
-    rows = trials.groupby("true").head(args.fast_per_class).index
-    x01 = _to_model(_stimulus_images(args.stimuli, trials["filename"][rows], spec["size"], CHANNELS),
-                    spec["size"], CHANNELS)
-    images = np.asarray(model.preprocess(jax.numpy.asarray(x01)))
-    targets = trials["true"].to_numpy()[rows]
     net = torch_plain(params, torch, spec["model"])
     kw = dict(areas=[0.1], step=2, sigma=6)
-    ni = len(rows)
+    ni = len(images)
     print(f"\n## fast preset vs TorchRay's 800 faithful iterations: trained model {args.model_dir}, "
           f"{ni} stimuli ({args.fast_per_class} per class, the first in trials.csv), true-class "
           f"logit, area 0.1, step 2, sigma 6")

@@ -34,7 +34,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from attribution_speed import CHANNELS, import_references, torch_plain, version
+from attribution_speed import import_references, torch_plain, trained_stimuli, version
 
 
 def main(argv=None):
@@ -48,29 +48,17 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     import jax
-    import pandas as pd
     import torch
 
     jax.config.update("jax_num_cpu_devices", 2)
-    from ferjax import model, perturbation, sanity
-    from ferjax.commands.network import (
-        _stimulus_images,
-        _to_model,
-        load_model,
-        model_init,
-    )
+    from ferjax import perturbation, sanity
+    from ferjax.commands.network import model_init
 
     warnings.filterwarnings("ignore", message="torch.meshgrid")  # TorchRay's, harmless
     torchray_ep = import_references()[0]
     torch.set_num_threads(1)
-    params, _, _, spec = load_model(args.model_dir)
-    features, classifier = model.functions(spec["model"], num_classes=spec["num_classes"], channels=CHANNELS)
-    trials = pd.read_csv(os.path.join(args.stimuli, "trials.csv"))
-    rows = trials.groupby("true").head(args.per_class).index
-    x01 = _to_model(_stimulus_images(args.stimuli, trials["filename"][rows], spec["size"], CHANNELS),
-                    spec["size"], CHANNELS)
-    images = np.asarray(model.preprocess(jax.numpy.asarray(x01)))
-    targets = trials["true"].to_numpy()[rows]
+    params, features, classifier, spec, images, targets = trained_stimuli(
+        args.model_dir, args.stimuli, args.per_class)
     kw = {"areas": [0.1], "step": 2, "sigma": 6}
 
     def torchray(p):
@@ -98,7 +86,7 @@ def main(argv=None):
     print("# ep_randomisation")
     print(f"date (UTC)   : {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M:%S}")
     print(f"versions     : torch {version('torch')}, torchray {version('torchray')}, jax {version('jax')}")
-    print(f"settings     : model {args.model_dir} ({spec['model']}), {len(rows)} stimuli, true class, "
+    print(f"settings     : model {args.model_dir} ({spec['model']}), {len(images)} stimuli, true class, "
           f"area 0.1, step 2, sigma 6, {args.draws} draws per level, seed {args.seed}")
     print("Spearman with the trained network's masks (mean over draws; each draw's mean in brackets):")
     for name, fn in methods.items():
@@ -106,7 +94,7 @@ def main(argv=None):
         cells = [f"{level} {r['spearman']:.3f} [{' '.join(f'{v:.2f}' for v in r['draws'])}]"
                  for level, r in res.items()]
         verdict = "passes" if all(r["spearman"] < 0.5 for r in res.values()) else "FAILS"
-        print(f"  {name:34s}: {'; '.join(cells)} -> {verdict} (< 0.5 at both levels)", flush=True)
+        print(f"  {name:34s}: {'; '.join(cells)} -> {verdict} (the check: < 0.5 at both levels)", flush=True)
 
 
 if __name__ == "__main__":
