@@ -1,20 +1,35 @@
-"""Strided convolution whose input gradient is a dense (sub-pixel) convolution.
+"""Convolutions whose input gradient is itself a forward (HWIO) convolution.
 
-The gradient of ``y = conv(x, W, stride s)`` with respect to x is a transposed
-convolution. XLA writes it as a convolution over the gradient dilated by s
-(``lhs_dilation``), which on CPU multiplies mostly inserted zeros and, for
-narrow layers, runs ~10x below the forward pass's speed. Attribution needs
-exactly this gradient on every step (GradCAM, and each iteration of Extremal
-Perturbation), so networks built by :mod:`ferjax.model` use this instead.
+Attribution needs the gradient of a network's output with respect to its
+input on every step (GradCAM once, Extremal Perturbation on each of its
+iterations), so networks built by :mod:`ferjax.model` take their 2-D
+convolutions from here. The forward pass and the kernel gradient are XLA's
+own; only the input gradient is written out, in the one form XLA:CPU runs
+fast, a stride-1 convolution over an HWIO kernel:
 
-Per axis, with ``x_pad`` the padded input, ``y[i] = sum_k x_pad[s i + k] W[k]``,
-so for ``n = s a + r`` (0 <= r < s) and taps ``k = s q + r``::
+* **stride 1** (padding ``(lo, hi)`` and k taps per axis): ``dx = conv(g,
+  W')`` with ``W'[k_h - 1 - i, k_w - 1 - j, o, c] = W[i, j, c, o]`` (flipped,
+  in and out swapped) and padding ``(k - 1 - lo, k - 1 - hi)``. XLA's own transpose
+  also swaps the kernel's in and out, and inside a compiled loop (EP's
+  ``lax.scan``) it keeps that swap in the layout (``01oi``), which XLA:CPU
+  runs ~6x slower than a forward pass of the same size: on EP's 64-px
+  network its three such convolutions took over 40% of an iteration.
+  With one input channel (grayscale), ``dx = sum_ij shift_ij(g . W[i, j])``
+  instead: the per-tap contractions over the channels, shifted and added.
+* **stride s**: XLA writes the transpose as a convolution over the gradient
+  dilated by s (``lhs_dilation``), which multiplies mostly inserted zeros.
+  Per axis, with ``x_pad`` the padded input, ``y[i] = sum_k x_pad[s i + k]
+  W[k]``, so for ``n = s a + r`` (0 <= r < s) and taps ``k = s q + r``::
 
-    dx_pad[s a + r] = sum_q g[a - q] W[s q + r]
+      dx_pad[s a + r] = sum_q g[a - q] W[s q + r]
 
-one dense stride-1 convolution of g with a ``ceil(k / s)``-tap kernel per phase
-r; the s^2 phases are its output channels, interleaved afterwards (depth to
-space) and cropped to x. The forward pass and the kernel gradient are XLA's own.
+  one dense stride-1 convolution of g with a ``ceil(k / s)``-tap kernel per
+  phase r; the s^2 phases are its output channels, interleaved afterwards
+  (depth to space) and cropped to x.
+
+Both are ``jax.custom_vjp`` rules, so these networks differentiate in reverse
+mode (``jax.grad``, ``jax.vjp``: all that training and attribution use), not
+in forward mode (``jax.jvp``).
 """
 
 from __future__ import annotations
@@ -34,12 +49,13 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          precision=None, **kwargs):
     """Drop-in for ``lax.conv_general_dilated`` (flax's ``conv_general_dilated=``).
 
-    Strided, undilated, ungrouped 2-D NHWC/HWIO convolutions get the sub-pixel
-    input gradient; everything else goes to ``lax.conv_general_dilated`` as is.
+    Undilated, ungrouped 2-D NHWC/HWIO convolutions get the input gradients of
+    the module docstring; everything else (and paddings wider than the kernel,
+    or negative) goes to ``lax.conv_general_dilated`` as is.
     """
     strides = tuple(window_strides)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}  # flax passes out_sharding=None
-    plain = (all(s == 1 for s in strides) or feature_group_count != 1 or kwargs
+    plain = (feature_group_count != 1 or kwargs
              or any(d not in (None, 1) and tuple(d) != (1,) * len(strides)
                     for d in (lhs_dilation, rhs_dilation))
              or lhs.ndim != 4 or lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
@@ -51,10 +67,48 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                                         **kwargs)
     if isinstance(padding, str):
         padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
-    if any(v < 0 for p in padding for v in p):
+    pads = tuple(tuple(int(v) for v in p) for p in padding)
+    if any(not 0 <= v < k for p, k in zip(pads, rhs.shape[:2]) for v in p):
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, dimension_numbers=dimension_numbers,
                                         precision=precision)
-    return _strided(lhs, rhs, strides, tuple(tuple(int(v) for v in p) for p in padding), precision)
+    if all(s == 1 for s in strides):
+        return _dense(lhs, rhs, pads, precision)
+    return _strided(lhs, rhs, strides, pads, precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _dense(x, w, pads, precision):
+    return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_NHWC, precision=precision)
+
+
+def _dense_fwd(x, w, pads, precision):
+    return _dense(x, w, pads, precision), (x, w)
+
+
+def _dense_bwd(pads, precision, res, g):
+    # dx[n] = sum_i g[n + lo - i] W[i] = sum_j g_pad[n + j] W[k - 1 - j], g padded by k - 1 - lo
+    x, w = res
+    _, w_vjp = jax.vjp(lambda w_: lax.conv_general_dilated(x, w_, (1, 1), pads, dimension_numbers=_NHWC,
+                                                           precision=precision), w)
+    (dw,) = w_vjp(g)
+    back = tuple((k - 1 - lo, k - 1 - hi) for (lo, hi), k in zip(pads, w.shape[:2]))
+    kh, kw, cin, cout = w.shape
+    if cin == 1:
+        # a network's first layer on grayscale: XLA:CPU's convolution to one output
+        # channel runs far below its usual rate, so take the k_h k_w per-tap products
+        # as one contraction over the channels and add up their shifted planes
+        h, wd = x.shape[1:3]
+        t = jnp.einsum("nyxc,ijc->nyxij", g, w[:, :, 0], precision=precision)
+        t = jnp.pad(t, ((0, 0), back[0], back[1], (0, 0), (0, 0)))
+        dx = sum(t[:, kh - 1 - i:kh - 1 - i + h, kw - 1 - j:kw - 1 - j + wd, i, j]
+                 for i in range(kh) for j in range(kw))[..., None]
+        return dx.astype(x.dtype), dw
+    wt = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
+    dx = lax.conv_general_dilated(g, wt, (1, 1), back, dimension_numbers=_NHWC, precision=precision)
+    return dx.astype(x.dtype), dw
+
+
+_dense.defvjp(_dense_fwd, _dense_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))

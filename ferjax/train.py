@@ -189,6 +189,11 @@ def train(images, labels, val_images=None, val_labels=None, *, model="fine", mod
                 state = {"params": params, "opt_state": opt_state, "step": np.asarray(step + 1, np.int64)}
                 manager.save(step + 1, args=ocp.args.StandardSave(state),
                              metrics=None if val is None else {"val_accuracy": float(val)})
+        if start == steps and val_images is not None:
+            # resumed at the last step, nothing left to run: still report its validation score
+            history["val_step"].append(steps), history["val_accuracy"].append(evaluate(
+                params, val_images, val_labels, model=model, mode=mode, num_classes=num_classes,
+                dtype=dtype)["accuracy"])
     finally:
         bar.close()
         if manager is not None:

@@ -320,6 +320,25 @@ def test_one_vs_one_trains_and_is_explained_end_to_end(tiny, tmp_path):
     assert checks["randomization"]["methods"]["CAM true"]["head"]["maps"] == 56
 
 
+def test_checkpoints_resume_only_the_same_code(tiny, tmp_path, monkeypatch):
+    from ferjax.commands import network
+
+    def train(ckpt):
+        result = run("train", "--dataset", tiny / "prepared", "--splits", tiny / "split", "--stimuli",
+                     tiny / "stimuli", "--model", "tiny", "--steps", 3, "--batch-size", 8, "--warmup", 1,
+                     "--save-every", 3, "--checkpoints", ckpt, "--out", tmp_path / "model", "--metrics",
+                     tmp_path / "train.json")
+        assert result.exit_code == 0, result.output
+        return sorted(p.name for p in ckpt.iterdir()), json.loads((tmp_path / "train.json").read_text())
+
+    first, m1 = train(tmp_path / "ckpt")
+    again, m2 = train(tmp_path / "ckpt")  # same code: resumes the finished run, which still reports val
+    assert again == first and len(first) == 1 and m2["val_accuracy"] == m1["val_accuracy"] is not None
+    monkeypatch.setattr(network, "source_digest", lambda: "edited ferjax")
+    edited, _ = train(tmp_path / "ckpt")  # changed code: a new run, not the old one's checkpoint
+    assert len(edited) == 2 and set(first) < set(edited)
+
+
 def test_train_rejects_a_mismatched_split(tiny, tmp_path):
     table = pd.read_csv(tiny / "split/splits.csv").iloc[:-1]
     table.to_csv(tmp_path / "splits.csv", index=False)

@@ -164,3 +164,12 @@ def test_evaluate_metrics():
     assert result["confusion"][:, 3].tolist() == [2, 0, 0, 3, 0, 1, 0, 0] and result["confusion"].sum() == 6
     assert result["per_class"][3] == 1.0 and result["per_class"][0] == 0.0 and np.isnan(result["per_class"][1])
     assert result["macro_f1"] == pytest.approx((0 + 2 * 3 / 9 + 0) / 3)
+
+
+def test_a_finished_run_resumed_reports_its_validation_score(tmp_path):
+    first, _ = train.train(X, Y, VX, VY, steps=4, seed=0, checkpoint_dir=tmp_path, save_every=4, **SETTINGS)
+    params, history = train.train(X, Y, VX, VY, steps=4, seed=0, checkpoint_dir=tmp_path, save_every=4,
+                                  **SETTINGS)
+    assert same(params, first) and list(history["step"]) == []  # nothing re-ran
+    assert list(history["val_step"]) == [4]
+    assert history["val_accuracy"][0] == train.evaluate(params, VX, VY, model="tiny", num_classes=2)["accuracy"]

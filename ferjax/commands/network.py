@@ -14,7 +14,7 @@ from ferjax.commands.data import _load_dataset_npz
 from ferjax.errors import InputError
 from ferjax.errors import cli_errors as _user_errors
 from ferjax.labels import NAMES
-from ferjax.provenance import stamp
+from ferjax.provenance import source_digest, stamp
 
 
 def _stimulus_images(stimuli_dir, filenames, size, channels):
@@ -117,9 +117,10 @@ def train_cmd(dataset, splits, stimuli_dir, logs, model_name, mode, steps, batch
     jdtype = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
     ckpt = None
     if checkpoints is not None:
-        # Checkpoints are only resumed by a run with the same settings and data.
+        # Checkpoints are only resumed by a run with the same settings, data and code.
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         digest.update(ds["images"][pick["train"]].tobytes())
+        digest.update(source_digest().encode())
         ckpt = Path(checkpoints) / digest.hexdigest()[:16]
     params, history = train.train(
         ds["images"][pick["train"]], ds["labels"][pick["train"]], ds["images"][pick["val"]] if has_val else None,
