@@ -71,28 +71,32 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     if any(not 0 <= v < k for p, k in zip(pads, rhs.shape[:2]) for v in p):
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, dimension_numbers=dimension_numbers,
                                         precision=precision)
-    if all(s == 1 for s in strides):
-        return _dense(lhs, rhs, pads, precision)
-    return _strided(lhs, rhs, strides, pads, precision)
+    return _conv(lhs, rhs, strides, pads, precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _dense(x, w, pads, precision):
-    return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_NHWC, precision=precision)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv(x, w, strides, pads, precision):
+    return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_NHWC, precision=precision)
 
 
-def _dense_fwd(x, w, pads, precision):
-    return _dense(x, w, pads, precision), (x, w)
+def _conv_fwd(x, w, strides, pads, precision):
+    return _conv(x, w, strides, pads, precision), (x, w)
 
 
-def _dense_bwd(pads, precision, res, g):
-    # dx[n] = sum_i g[n + lo - i] W[i] = sum_j g_pad[n + j] W[k - 1 - j], g padded by k - 1 - lo
+def _conv_bwd(strides, pads, precision, res, g):
     x, w = res
-    _, w_vjp = jax.vjp(lambda w_: lax.conv_general_dilated(x, w_, (1, 1), pads, dimension_numbers=_NHWC,
+    _, w_vjp = jax.vjp(lambda w_: lax.conv_general_dilated(x, w_, strides, pads, dimension_numbers=_NHWC,
                                                            precision=precision), w)
     (dw,) = w_vjp(g)
+    stride_1 = all(s == 1 for s in strides)
+    dx = _dx_stride_1(x, w, pads, precision, g) if stride_1 else _dx_sub_pixel(x, w, strides, pads, precision, g)
+    return dx.astype(x.dtype), dw
+
+
+def _dx_stride_1(x, w, pads, precision, g):
+    # dx[n] = sum_i g[n + lo - i] W[i] = sum_j g_pad[n + j] W[k - 1 - j], g padded by k - 1 - lo
     back = tuple((k - 1 - lo, k - 1 - hi) for (lo, hi), k in zip(pads, w.shape[:2]))
-    kh, kw, cin, cout = w.shape
+    kh, kw, cin = w.shape[:3]
     if cin == 1:
         # a network's first layer on grayscale: XLA:CPU's convolution to one output
         # channel runs far below its usual rate, so take the k_h k_w per-tap products
@@ -100,31 +104,13 @@ def _dense_bwd(pads, precision, res, g):
         h, wd = x.shape[1:3]
         t = jnp.einsum("nyxc,ijc->nyxij", g, w[:, :, 0], precision=precision)
         t = jnp.pad(t, ((0, 0), back[0], back[1], (0, 0), (0, 0)))
-        dx = sum(t[:, kh - 1 - i:kh - 1 - i + h, kw - 1 - j:kw - 1 - j + wd, i, j]
-                 for i in range(kh) for j in range(kw))[..., None]
-        return dx.astype(x.dtype), dw
+        return sum(t[:, kh - 1 - i:kh - 1 - i + h, kw - 1 - j:kw - 1 - j + wd, i, j]
+                   for i in range(kh) for j in range(kw))[..., None]
     wt = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
-    dx = lax.conv_general_dilated(g, wt, (1, 1), back, dimension_numbers=_NHWC, precision=precision)
-    return dx.astype(x.dtype), dw
+    return lax.conv_general_dilated(g, wt, (1, 1), back, dimension_numbers=_NHWC, precision=precision)
 
 
-_dense.defvjp(_dense_fwd, _dense_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _strided(x, w, strides, pads, precision):
-    return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_NHWC, precision=precision)
-
-
-def _strided_fwd(x, w, strides, pads, precision):
-    return _strided(x, w, strides, pads, precision), (x, w)
-
-
-def _strided_bwd(strides, pads, precision, res, g):
-    x, w = res
-    _, w_vjp = jax.vjp(lambda w_: lax.conv_general_dilated(x, w_, strides, pads, dimension_numbers=_NHWC,
-                                                           precision=precision), w)
-    (dw,) = w_vjp(g)
+def _dx_sub_pixel(x, w, strides, pads, precision, g):
     (kh, kw), (sh, sw) = w.shape[:2], strides
     qh, qw = math.ceil(kh / sh), math.ceil(kw / sw)
     cin, cout = w.shape[2:]
@@ -138,8 +124,7 @@ def _strided_bwd(strides, pads, precision, res, g):
     gp = jnp.pad(g, ((0, 0), (qh - 1, a - g.shape[1]), (qw - 1, b - g.shape[2]), (0, 0)))
     d = lax.conv_general_dilated(gp, v, (1, 1), "VALID", dimension_numbers=_NHWC, precision=precision)
     d = d.reshape(n, a, b, sh, sw, cin).transpose(0, 1, 3, 2, 4, 5).reshape(n, a * sh, b * sw, cin)
-    dx = d[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + wd]
-    return dx.astype(x.dtype), dw
+    return d[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + wd]
 
 
-_strided.defvjp(_strided_fwd, _strided_bwd)
+_conv.defvjp(_conv_fwd, _conv_bwd)
