@@ -143,6 +143,17 @@ def import_references():
 
 # ----------------------------------------------------------------- the torch port
 
+def torch_image(torch, image):
+    """One (H, W, C) numpy image as a (1, C, H, W) torch tensor."""
+    return torch.from_numpy(image.transpose(2, 0, 1)[None].copy())
+
+
+def torchray_masks(torchray_ep, torch, net, images, targets, **kw):
+    """TorchRay's ``extremal_perturbation`` one image per call, as it works: (N, H, W) masks."""
+    return np.array([torchray_ep.extremal_perturbation(net, torch_image(torch, x), int(t), **kw)[0].numpy()[0, 0]
+                     for x, t in zip(images, targets)])
+
+
 def torch_plain(params, torch, name):
     """ferjax's plain network ``name`` (small, fine) in torch, weights copied from the flax params."""
     from ferjax.model import PLAIN, _groups  # the group count flax's GroupNorm was built with
@@ -426,7 +437,7 @@ def main(argv=None):
     def ref_ep():
         masks, rewards = [], []
         for i in range(ni):
-            x = torch.from_numpy(images_np[i].transpose(2, 0, 1)[None].copy()).to(dev)
+            x = torch_image(torch, images_np[i]).to(dev)
             m, hist = torchray_ep.extremal_perturbation(ep_net, x, TARGET, **ep_kw)
             masks.append(m.cpu().numpy()[0, 0])
             rewards.append(float(hist[0, 0, -1]))
@@ -460,7 +471,7 @@ def main(argv=None):
                      .lower(ep_images[0]).compile())
     f_ours_ep = ni * ((f_prog - f_pyr) * iters + f_pyr)
     # TorchRay: count 10 and 20 iterations on one image, extrapolate linearly, x images
-    x0 = torch.from_numpy(images_np[0].transpose(2, 0, 1)[None].copy()).to(dev)
+    x0 = torch_image(torch, images_np[0]).to(dev)
     c10, c20 = (torch_flops(torch, lambda n=n: torchray_ep.extremal_perturbation(
         ep_net, x0, TARGET, **{**ep_kw, "max_iter": n})) for n in (10, 20))
     f_ref_ep = ni * (c10 + (c20 - c10) / 10 * (iters - 10))
@@ -552,8 +563,7 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
           f"logit, area 0.1, step 2, sigma 6")
 
     def torch_reward(mask, i):
-        x = torch.from_numpy(images[i].transpose(2, 0, 1)[None].copy())
-        pert = torchray_ep.Perturbation(x, num_levels=8, type="blur")
+        pert = torchray_ep.Perturbation(torch_image(torch, images[i]), num_levels=8, type="blur")
         with torch.no_grad():
             y = net(pert.apply(torch.from_numpy(np.array(mask, np.float32))[None, None]))
         return float(y[0, targets[i]])
@@ -561,16 +571,11 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     with torch.no_grad():
         full = net(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()[np.arange(ni), targets]
         blurred = np.array([float(net(torchray_ep.Perturbation(
-            torch.from_numpy(images[i].transpose(2, 0, 1)[None].copy()), num_levels=8,
-            type="blur").pyramid[:1])[0, targets[i]]) for i in range(ni)])
+            torch_image(torch, images[i]), num_levels=8, type="blur").pyramid[:1])[0, targets[i]]) for i in range(ni)])
     span = np.median(full - blurred)
     torch.set_num_threads(min(thread_counts))
     t0 = time.perf_counter()
-    ref_masks = []
-    for i in range(ni):
-        x = torch.from_numpy(images[i].transpose(2, 0, 1)[None].copy())
-        m, _ = torchray_ep.extremal_perturbation(net, x, int(targets[i]), max_iter=800, **kw)
-        ref_masks.append(m.numpy()[0, 0])
+    ref_masks = torchray_masks(torchray_ep, torch, net, images, targets, max_iter=800, **kw)
     t_ref = (time.perf_counter() - t0) / ni
     torch.set_num_threads(thread_counts[0])
     ref_r = np.array([torch_reward(m, i) for i, m in enumerate(ref_masks)])

@@ -34,7 +34,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from attribution_speed import import_references, torch_plain, trained_stimuli, version
+from attribution_speed import import_references, torch_plain, torchray_masks, trained_stimuli, version
 
 
 def main(argv=None):
@@ -62,13 +62,8 @@ def main(argv=None):
     kw = {"areas": [0.1], "step": 2, "sigma": 6}
 
     def torchray(p):
-        net = torch_plain(p, torch, spec["model"])
-        out = []
-        for x, t in zip(images, targets):
-            m, _ = torchray_ep.extremal_perturbation(
-                net, torch.from_numpy(x.transpose(2, 0, 1)[None].copy()), int(t), max_iter=800, **kw)
-            out.append(m.numpy()[0, 0])
-        return np.array(out)
+        return torchray_masks(torchray_ep, torch, torch_plain(p, torch, spec["model"]), images, targets,
+                              max_iter=800, **kw)
 
     def ours(preset, iters):
         return lambda p: np.asarray(perturbation.extremal_perturbation(
