@@ -38,7 +38,9 @@ def main(cpu_devices):
       human     rasterize click logs into human maps; people's percent correct
       train     train the expression network; score it on the people's trials
       attribute explain it with CAM, GradCAM and Extremal Perturbation
-      compare   compare maps and percent correct; write the report
+      sanity    check that the explanations explain the network
+      compare   compare maps, percent correct and errors; test the answer's
+                robustness to the analysis choices; write the report
 
     experiment runs the reveal-and-choose task in the browser.
 
@@ -56,11 +58,12 @@ def main(cpu_devices):
 def _register():
     # The subcommands live in ferjax.commands, one module per part of the pipeline;
     # the experiment's web stack loads only when one of its subcommands runs.
-    from ferjax.commands import comparison, data, network, people
+    from ferjax.commands import checks, comparison, data, network, people
     from ferjax.experiment.cli import experiment
 
     for command in (data.synth, data.prepare, data.split, data.stimuli, people.simulate, people.human_cmd,
-                    network.train_cmd, network.attribute_cmd, comparison.compare_cmd, experiment):
+                    network.train_cmd, network.attribute_cmd, checks.sanity_cmd, comparison.compare_cmd,
+                    experiment):
         main.add_command(command)
 
 

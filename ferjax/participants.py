@@ -2,30 +2,55 @@
 
 Each simulated person does the reference task of Park & Wallraven (2021): a
 blurred face, clicks that each uncover a disk, then a choice between the true
-label and the trial's foil. The model is an ideal-observer sketch with human
-limits:
+label and the trial's foil. The model is a sequential-sampling observer
+(Wald's sequential test with a collapsing bound, as in the drift-diffusion
+models of 2AFC choices; Drugowitsch et al., J. Neurosci. 2012, on why the
+bound falls when sampling costs), reading the face's action units through
+perceptual noise. Which mechanism does what:
 
-* **Evidence.** Looking at AU a's region shows its intensity x_a. Against
-  the prototypes' mid intensities m_c(a), it favours the true class by
-  e_a = |x_a - m_foil(a)| - |x_a - m_true(a)|, which is zero for AUs the two
-  classes share and negative for a misleading face (a weak AU20 on a fearful
-  face looks like surprise). Uncovering a fraction f_a of the region yields
-  f_a * e_a; the gathered evidence is G = sum_a f_a e_a.
+* **What the face offers (shared by everyone).** AU a of the face has
+  intensity x_a (:mod:`ferjax.render`: subtle expressions and blends with
+  the nearest other expression make some faces ambiguous). Against the two
+  prototypes' mid intensities m_true(a) and m_foil(a) it favours the true
+  class by e_a = |x_a - m_foil(a)| - |x_a - m_true(a)|: zero for AUs the two
+  classes share, negative for a face that looks like the foil. Nothing about a face's
+  difficulty is drawn per trial, so every observer finds the same faces
+  hard (error consistency above 0).
+* **Salience (shared by everyone, not by the network).** People weigh an
+  AU's evidence by how conspicuous it is to them, ``SALIENCE[a] **
+  salience`` (the mouth most; lids and cheeks least): a face whose
+  difference from the foil lies in subtle lid or cheek changes is hard for
+  every person, whatever a network trained on the pixels makes of it.
+* **Noisy reading (per trial).** A person reads each AU's intensity as
+  x_a + ``reading_noise`` * N(0, 1), once per trial: the misreading stays
+  however much of the region they uncover, so a face near the boundary
+  between the two prototypes stays ambiguous. The weighted evidence they
+  compute from their reading, ê_a, replaces e_a.
 * **Where to click.** With probability ``p_diagnostic`` a click lands in the
-  still-hidden diagnostic regions (density proportional to the uncovered
-  evidence), otherwise on a generic face prior (eyes, nose, mouth); either
-  way plus Gaussian spatial noise of ``noise_px``.
-* **When to stop.** After each click the person stops once G reaches their
-  criterion theta_p, or gives up with probability ``give_up`` per click, or
-  at ``max_clicks``. A few trials (``zero_click``) are answered unseen.
-* **Choice.** P(correct) = lapse/2 + (1 - lapse) Phi(d_p G), a 2AFC
-  psychometric function of the gathered evidence.
+  still-hidden regions of the AUs in which the two prototypes differ
+  (density proportional to |m_true(a) - m_foil(a)| per region pixel: people
+  know where the two expressions differ, not how this face will turn out),
+  otherwise on a generic face prior (eyes, nose, mouth); either way plus
+  Gaussian spatial noise of ``noise_px``.
+* **When to stop.** Uncovering a fraction f_a of region a gathers
+  G = sum_a f_a ê_a. After click k the person stops once |G| reaches their
+  bound theta_p (1 - k / ``collapse``): confident either way, with a
+  criterion that falls as clicks accumulate, so weak evidence ends in an
+  answer on weak evidence rather than endless clicking. They also give up
+  with probability ``give_up`` per click, stop at ``max_clicks``, and answer
+  a few trials (``zero_click``) unseen.
+* **Choice.** P(correct) = lapse/2 + (1 - lapse) Phi(d_p G): the sign of
+  the gathered evidence, softened by decision noise, plus attention lapses.
+  Errors therefore come mostly from faces whose reading favours the foil.
 * **Timing.** Log-normal inter-click intervals and a decision time after the
   last click; ``time`` runs from the first click, as the reference logged it.
 
-Harder pairs (little diagnostic evidence, as fear vs surprise) therefore take
-more clicks, more time and are answered less accurately, without any of that
-being scripted per pair.
+Harder pairs (those whose faces blend into each other, as fear and surprise)
+therefore take more clicks, more time and are answered less accurately,
+without any of that being scripted per pair or per image. With
+``reading_noise`` 0 every observer reads every face exactly and answers it
+the same way up to where they click, decision noise and lapses; raising it
+makes each person's errors more their own.
 """
 
 from __future__ import annotations
@@ -37,8 +62,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from ferjax import agreement
 from ferjax.labels import NAMES
-from ferjax.render import AUS, PROTOTYPES
+from ferjax.render import AUS, prototype_means
 
 _BASE_DATE = _dt.date(2021, 3, 2)
 
@@ -46,31 +72,32 @@ _BASE_DATE = _dt.date(2021, 3, 2)
 _PRIOR = ((0.375, 0.44, 0.07), (0.625, 0.44, 0.07), (0.5, 0.58, 0.06), (0.5, 0.74, 0.08))
 
 
+# How much weight people give each AU's evidence: the mouth most, then brows and eyes, lids and cheeks least
+# (a modelling assumption after the Bubbles studies of expression recognition, which found the mouth the most
+# used region for telling basic expressions apart: Smith et al. 2005, Blais et al. 2012).
+SALIENCE = np.array([{"AU1": .7, "AU2": .7, "AU4": .8, "AU5": .6, "AU6": .4, "AU7": .4, "AU9": .6, "AU12": 1.0,
+                      "AU14": .5, "AU15": .8, "AU20": .8, "AU26": 1.0}[a] for a in AUS])
+
+
 @dataclass(frozen=True)
 class Behaviour:
-    """Parameters of the simulated participants (defaults give human-like data)."""
+    """Parameters of the simulated participants (defaults give human-like data; module docstring)."""
 
-    criterion: float = 0.7
-    criterion_sd: float = 0.1
-    sensitivity: float = 2.3
-    sensitivity_sd: float = 0.3
-    lapse: float = 0.06
-    p_diagnostic: float = 0.6
-    noise_px: float = 12.0
-    give_up: float = 0.06
+    criterion: float = 0.55        # bound theta on |G| at the first click, mean over people
+    criterion_sd: float = 0.15
+    collapse: float = 12.0         # the bound reaches 0 after this many clicks (0: a fixed bound)
+    reading_noise: float = 0.05    # SD of a person's reading of an AU's intensity, per trial
+    salience: float = 2.0          # evidence of AU a weighted by SALIENCE[a] ** salience (0: all AUs alike)
+    sensitivity: float = 6.0       # d in P(correct) = Phi(d G), mean over people
+    sensitivity_sd: float = 0.4
+    lapse: float = 0.04
+    p_diagnostic: float = 0.9
+    noise_px: float = 6.0
+    give_up: float = 0.01
     max_clicks: int = 15
     zero_click: float = 0.01
     click_interval: float = 0.9
     decision_time: float = 1.2
-
-
-def prototype_means() -> np.ndarray:
-    """Mid intensity m_c(a) of each AU in each class's prototype, (8, len(AUS))."""
-    mids = np.zeros((len(NAMES), len(AUS)))
-    for c, name in enumerate(NAMES):
-        for au, (lo, hi) in PROTOTYPES[name].items():
-            mids[c, AUS.index(au)] = (lo + hi) / 2
-    return mids
 
 
 def pair_evidence(intensities, labels, foils) -> np.ndarray:
@@ -117,14 +144,20 @@ def simulate(filenames, labels, foils, masks=None, intensities=None, *, particip
     """
     labels, foils = np.asarray(labels), np.asarray(foils)
     n = len(filenames)
+    b = behaviour
     if masks is None:
+        # without AU annotations: one pseudo-AU on the face prior, read as 1.2 +- reading noise
         grid = 64
         region = face_prior(grid) > face_prior(grid).max() * 0.2
         masks = np.broadcast_to(region, (n, 1, grid, grid))
-        evidence = np.full((n, 1), 1.2)
+        x, mid_true, mid_foil = np.full((n, 1), 0.6), np.full((n, 1), 0.6), np.full((n, 1), -0.6)
     else:
         grid = masks.shape[-1]
-        evidence = pair_evidence(intensities, labels, foils)
+        mids = prototype_means()
+        x, mid_true, mid_foil = np.asarray(intensities, float), mids[labels], mids[foils]
+    # where people look: the regions in which the two prototypes differ (top-down, the same for every face of a pair)
+    where = np.abs(mid_true - mid_foil)
+    weight = SALIENCE ** b.salience if masks.shape[1] == len(AUS) else np.ones(1)
     area = np.maximum(masks.reshape(n, masks.shape[1], -1).sum(-1), 1)
     scale = display / grid
     cells = (np.arange(grid) + 0.5) * scale
@@ -134,32 +167,38 @@ def simulate(filenames, labels, foils, masks=None, intensities=None, *, particip
         rng = np.random.default_rng([seed, p])
         pid = f"p{p + 1:02d}"
         dates[pid] = (_BASE_DATE + _dt.timedelta(days=p)).strftime("%y%m%d")
-        theta = max(0.05, rng.normal(behaviour.criterion, behaviour.criterion_sd))
-        sens = max(0.5, rng.normal(behaviour.sensitivity, behaviour.sensitivity_sd))
+        theta = max(0.05, rng.normal(b.criterion, b.criterion_sd))
+        sens = max(0.5, rng.normal(b.sensitivity, b.sensitivity_sd))
         speed = rng.lognormal(0.0, 0.2)
         for i in rng.permutation(n):
+            # this trial's reading of every AU's intensity: the face's own value plus perceptual
+            # noise that stays however much of the region is uncovered
+            seen_x = x[i] + b.reading_noise * rng.standard_normal(x.shape[1])
+            evidence = weight * (np.abs(seen_x - mid_foil[i]) - np.abs(seen_x - mid_true[i]))
             revealed = np.zeros((grid, grid), bool)
             xs, ys, ts, gathered, t = [], [], [], 0.0, 0.0
-            ev_map = np.tensordot(np.maximum(evidence[i], 0) / area[i], masks[i], axes=1)
-            if rng.random() >= behaviour.zero_click:
-                while len(xs) < behaviour.max_clicks:
+            ev_map = np.tensordot(where[i] / area[i], masks[i], axes=1)
+            if rng.random() >= b.zero_click:
+                while len(xs) < b.max_clicks:
                     hidden = ev_map * ~revealed
-                    use_diag = hidden.sum() > 0 and rng.random() < behaviour.p_diagnostic
+                    use_diag = hidden.sum() > 0 and rng.random() < b.p_diagnostic
                     r, c = _sample(rng, hidden if use_diag else prior)
-                    x = np.clip(c * scale + rng.uniform(0, scale) + rng.normal(0, behaviour.noise_px), 0, display - 1)
-                    y = np.clip(r * scale + rng.uniform(0, scale) + rng.normal(0, behaviour.noise_px), 0, display - 1)
-                    x, y = int(x), int(y)
+                    px = np.clip(c * scale + rng.uniform(0, scale) + rng.normal(0, b.noise_px), 0, display - 1)
+                    py = np.clip(r * scale + rng.uniform(0, scale) + rng.normal(0, b.noise_px), 0, display - 1)
+                    px, py = int(px), int(py)
                     if xs:
-                        t += speed * rng.lognormal(np.log(behaviour.click_interval), 0.4)
-                    xs.append(x), ys.append(y), ts.append(round(t, 3))
+                        t += speed * rng.lognormal(np.log(b.click_interval), 0.4)
+                    xs.append(px), ys.append(py), ts.append(round(t, 3))
                     # A disk in display pixels, evaluated at the grid cells' centres.
-                    revealed |= ((cells[None, :] - x) ** 2 + (cells[:, None] - y) ** 2) < radius**2
-                    gathered = float((evidence[i] * (masks[i] & revealed).reshape(masks.shape[1], -1).sum(-1) / area[i]).sum())
-                    if gathered >= theta or rng.random() < behaviour.give_up:
+                    revealed |= ((cells[None, :] - px) ** 2 + (cells[:, None] - py) ** 2) < radius**2
+                    uncovered = (masks[i] & revealed).reshape(masks.shape[1], -1).sum(-1) / area[i]
+                    gathered = float((evidence * uncovered).sum())
+                    bound = theta * max(0.0, 1.0 - len(xs) / b.collapse) if b.collapse > 0 else theta
+                    if abs(gathered) >= bound or rng.random() < b.give_up:
                         break
-            p_correct = behaviour.lapse / 2 + (1 - behaviour.lapse) * ndtr(sens * gathered)
+            p_correct = b.lapse / 2 + (1 - b.lapse) * ndtr(sens * gathered)
             chosen = labels[i] if rng.random() < p_correct else foils[i]
-            decision = speed * rng.lognormal(np.log(behaviour.decision_time), 0.35)
+            decision = speed * rng.lognormal(np.log(b.decision_time), 0.35)
             trials.append((pid, filenames[i], int(labels[i]), int(foils[i]), int(chosen),
                            bool(chosen == labels[i]), round(t + decision, 3), len(xs)))
             clicks.extend((pid, filenames[i], k + 1, xs[k], ys[k], ts[k]) for k in range(len(xs)))
@@ -176,14 +215,17 @@ def _mode(counts: pd.Series):
     return int(counts.mode().min()) if len(counts) else None
 
 
-def summarise(trials: pd.DataFrame) -> dict:
+def summarise(trials: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> dict:
     """Headline behaviour of a set of trials, scored as the reference scored them.
 
     A trial counts as correct only if it was answered correctly after at
     least one click. Returns percent correct (pooled and per participant),
     clicks and time per trial, the modal click count on correct and wrong
     trials, the correlations across ordered pairs of accuracy with time and
-    clicks, and the hardest and easiest pairs.
+    clicks, the hardest and easiest pairs, and how much people share which
+    faces are hard (:func:`ferjax.agreement.image_difficulty`: person-to-person
+    error consistency with a bootstrap interval over stimuli, the spread of
+    per-image percent correct, the pair-accuracy range beside the reference's).
     """
     scored = trials.assign(hit=trials["correct"] & (trials["count"] > 0))
     per_p = scored.groupby("participant")["hit"].mean()
@@ -212,4 +254,5 @@ def summarise(trials: pd.DataFrame) -> dict:
         "r_clicks_time": float(np.corrcoef(pairs["clicks"], pairs["time"])[0, 1]),
         "hardest_pairs": {name(k): round(float(v), 4) for k, v in ranked["acc"].head(4).items()},
         "easiest_pairs": {name(k): round(float(v), 4) for k, v in ranked["acc"].tail(2).items()},
+        **agreement.image_difficulty(trials, n_boot=n_boot, seed=seed),
     }

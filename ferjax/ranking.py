@@ -31,19 +31,34 @@ def baselines(human_maps, *, seed: int = 0) -> dict:
     """Baseline maps, each (N, H, W), for human maps (N, H, W)."""
     human_maps = np.asarray(human_maps, np.float64)
     n, h, w = human_maps.shape
+    return {"center": np.broadcast_to(center(h, w), (n, h, w)).astype(np.float32),
+            "face prior": face_prior(human_maps).astype(np.float32),
+            "shuffled": human_maps[derangement(n, seed)].astype(np.float32)}
+
+
+def center(h: int, w: int) -> np.ndarray:
+    """An isotropic Gaussian at the frame centre, SD = h / 4: (h, w)."""
     y, x = np.mgrid[0:h, 0:w]
     sd = h / 4
-    center = np.exp(-(((x - (w - 1) / 2) ** 2) + ((y - (h - 1) / 2) ** 2)) / (2 * sd**2))
-    lo = human_maps.min((1, 2), keepdims=True)
-    span = human_maps.max((1, 2), keepdims=True) - lo
-    norm = np.where(span > 0, (human_maps - lo) / np.where(span > 0, span, 1), 0)
-    prior = (norm.sum(0, keepdims=True) - norm) / max(n - 1, 1)
+    return np.exp(-(((x - (w - 1) / 2) ** 2) + ((y - (h - 1) / 2) ** 2)) / (2 * sd**2))
+
+
+def face_prior(human_maps) -> np.ndarray:
+    """Leave-one-out mean of the other images' min-max normalised human maps: (N, H, W)."""
+    m = np.asarray(human_maps, np.float64)
+    lo = m.min((1, 2), keepdims=True)
+    span = m.max((1, 2), keepdims=True) - lo
+    norm = np.where(span > 0, (m - lo) / np.where(span > 0, span, 1), 0)
+    return (norm.sum(0, keepdims=True) - norm) / max(len(m) - 1, 1)
+
+
+def derangement(n: int, seed: int = 0) -> np.ndarray:
+    """A seeded permutation of 0..n-1 that moves every index (n > 1): whose map the shuffled baseline uses."""
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
-    while n > 1 and (perm == np.arange(n)).any():  # a derangement: nobody keeps their own map
+    while n > 1 and (perm == np.arange(n)).any():
         perm = rng.permutation(n)
-    return {"center": np.broadcast_to(center, (n, h, w)).astype(np.float32),
-            "face prior": prior.astype(np.float32), "shuffled": human_maps[perm].astype(np.float32)}
+    return perm
 
 
 def score(method_maps: dict, human_maps, points=None, valid=None, *, tops=TOPS) -> pd.DataFrame:

@@ -8,6 +8,23 @@ AU1+2+5+26 with surprise; disgust, anger and contempt share brow and mouth
 cues). Every image comes with the region mask of each active AU: the ground
 truth of where the evidence is.
 
+Faces differ in how clearly they show their expression, as real ones do
+(recognition accuracy rises with expression intensity, and the classic
+confusions are between expressions that share action units):
+
+* **strength**: each face's prototype AUs are scaled by a factor drawn
+  uniformly from ``strength`` (a subtle expression is closer to neutral);
+* **blend**: each face takes on part of the configuration of its class's
+  nearest other expression (:func:`blend_partner`: the prototype at the
+  smallest distance between prototype mid intensities; neutral, which has
+  nothing to add, is never a partner), adding ``beta * max(m_partner - x, 0)``
+  per AU with ``beta`` uniform in [0, ``blend``]: a fear face that also
+  shows some of surprise's brow and jaw is ambiguous between the two.
+
+Both are properties of the face, shared by everyone who looks at it; they
+are what makes the same faces hard for every simulated observer
+(:mod:`ferjax.participants`).
+
 Geometry lives in a face frame (u, v) in about [-1, 1]^2, u to the viewer's
 right and v downwards. A pose (shift, scale, rotation) maps the pixel grid
 into that frame, so the AU regions move with the face. Shapes are drawn with
@@ -57,6 +74,27 @@ REGIONS = {
 }
 
 
+STRENGTH = (0.4, 1.0)  # range of the per-face scale of the prototype AUs
+BLEND = 0.5            # largest weight of the nearest other expression's AUs added to a face
+
+
+def prototype_means() -> np.ndarray:
+    """Mid intensity m_c(a) of each AU in each class's prototype, (8, len(AUS))."""
+    mids = np.zeros((len(NAMES), len(AUS)))
+    for c, name in enumerate(NAMES):
+        for au, (lo, hi) in PROTOTYPES[name].items():
+            mids[c, AU_INDEX[au]] = (lo + hi) / 2
+    return mids
+
+
+def blend_partner(label: int) -> int:
+    """The expression nearest to class ``label``: argmin_c' ||m_label - m_c'||, c' not label or neutral."""
+    mids = prototype_means()
+    dist = np.linalg.norm(mids - mids[label], axis=1)
+    dist[[label, 0]] = np.inf
+    return int(np.argmin(dist))
+
+
 @dataclass(frozen=True)
 class Face:
     """One rendered face: its identity, pose and expression parameters."""
@@ -70,12 +108,17 @@ class Face:
 
 
 def sample_face(rng: np.random.Generator, label: int, *, leak: float = 0.15,
-                leak_prob: float = 0.25) -> Face:
+                leak_prob: float = 0.25, strength=STRENGTH, blend: float = BLEND) -> Face:
     """Draw identity, pose, lighting and AU intensities for one face of class ``label``.
 
     Prototype AUs get intensities uniform in their range; every other AU
     leaks in with probability ``leak_prob`` at an intensity uniform in
-    [0, leak].
+    [0, leak]. Then the prototype AUs are scaled by the face's strength s,
+    uniform in ``strength``, and the AUs of the class's blend partner p are
+    added with weight beta, uniform in [0, ``blend``]:
+    ``x <- x + beta * max(m_p - x, 0)`` (module docstring). Strength and
+    blend are drawn last, so that ``strength=(1, 1), blend=0`` gives the
+    faces of earlier versions, same identity and pose.
     """
     intensities = np.zeros(len(AUS))
     proto = PROTOTYPES[NAMES[label]]
@@ -99,7 +142,12 @@ def sample_face(rng: np.random.Generator, label: int, *, leak: float = 0.15,
     pose = (rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), rng.uniform(0.95, 1.08),
             np.deg2rad(rng.uniform(-6, 6)))
     light = (rng.uniform(0.0, 0.25), rng.uniform(0, 2 * np.pi))
-    return Face(label, intensities, identity, pose, int(rng.choice([-1, 1])), light)
+    side = int(rng.choice([-1, 1]))
+    s, beta = rng.uniform(*strength), rng.uniform(0.0, blend)
+    intensities[[AU_INDEX[name] for name in proto]] *= s
+    partner = prototype_means()[blend_partner(label)]
+    intensities = np.clip(intensities + beta * np.maximum(partner - intensities, 0.0), 0.0, 1.0)
+    return Face(label, intensities, identity, pose, side, light)
 
 
 def face_frame(size: int, pose) -> tuple[np.ndarray, np.ndarray, float]:
@@ -240,11 +288,11 @@ def neutral(face: Face) -> Face:
 
 
 def render_study(per_class: int, *, size: int, channels: int, seed: int, noise: float = 0.02,
-                 progress=None):
+                 progress=None, strength=STRENGTH, blend: float = BLEND):
     """Render ``per_class`` faces of each of the 8 classes: the default study's face pool.
 
-    Face k of class c is drawn from ``default_rng([seed, c, k])``, so any one
-    image can be re-rendered alone. Returns ``(images, labels, names,
+    Face k of class c is drawn from ``default_rng([seed, c, k])`` (strength and
+    blend as :func:`sample_face`), so any one image can be re-rendered alone. Returns ``(images, labels, names,
     intensities, regions)``: uint8 (N, size, size, channels), int (N,),
     names ``<c>/<c>_<k>.png`` (the reference layout), float32 (N, len(AUS)),
     and bool (N, len(AUS), size, size) regions of every AU (active or not;
@@ -254,7 +302,7 @@ def render_study(per_class: int, *, size: int, channels: int, seed: int, noise: 
     for c in range(len(NAMES)):
         for k in range(per_class):
             rng = np.random.default_rng([seed, c, k])
-            face = sample_face(rng, c)
+            face = sample_face(rng, c, strength=strength, blend=blend)
             images.append(render(face, size, rng, noise=noise, channels=channels))
             labels.append(c)
             names.append(f"{c}/{c}_{k:04d}.png")

@@ -1,8 +1,11 @@
 """A static, self-contained HTML report of a study.
 
-Everything is in one file: figures are embedded as base64 PNG data URIs, no
-script or font is fetched, so the report opens offline and can be mailed or
-archived with the results it describes.
+Everything is in one file: figures are inline SVG or base64 PNG data URIs,
+styles and the few lines of script (sortable tables) are inline, and no
+font, script or image is fetched, so the report opens offline and can be
+mailed or archived with the results it describes. The layout is one column
+on a phone and lays figures side by side on a laptop; wide tables scroll
+inside their own box.
 """
 
 from __future__ import annotations
@@ -16,48 +19,102 @@ import pandas as pd
 from PIL import Image
 
 _STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { padding: 2px 8px; text-align: right; }
-th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
-tr:nth-child(even) td { background: #fafafa; } .note { color: #666; font-size: 0.9em; }
-img { max-width: 100%; image-rendering: pixelated; } figure { margin: 1em 0; }
-pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; }
+*{box-sizing:border-box} body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:1120px;padding:12px;color:#222}
+h1{font-size:1.5em;margin:.2em 0} h2{margin-top:1.8em;border-bottom:1px solid #ccc;font-size:1.25em}
+h3{font-size:1.05em;margin:1.2em 0 .4em} .lead{font-size:1.05em;background:#f3f6fa;border-left:4px solid #0072B2;
+padding:.6em .8em;margin:.6em 0} .note{color:#555;font-size:.9em}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:10px 18px;align-items:start}
+figure{margin:.4em 0} figcaption{color:#555;font-size:.88em}
+.scroll{overflow-x:auto;max-width:100%} table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
+td,th{padding:2px 8px;text-align:right;white-space:nowrap} th{background:#eef0f3;position:sticky;top:0}
+td:first-child,th:first-child{text-align:left} tr:nth-child(even) td{background:#fafafa}
+table.sortable th{cursor:pointer} table.sortable th:after{content:" \\2195";color:#999;font-size:.8em}
+details{margin:.5em 0} summary{cursor:pointer;font-weight:600} img{max-width:100%;height:auto}
+.pairmaps img{width:80px;height:80px;image-rendering:pixelated;display:block}
+.pairmaps td{padding:1px 2px;vertical-align:middle} pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.8em}
+@media (max-width:600px){body{font-size:14px;padding:8px} .lead{font-size:.95em;padding:.4em .6em} h1{font-size:1.3em}}
+"""
+
+# Sorting by a header click: numbers by their data-v value, text otherwise. Inline; nothing is fetched.
+_SCRIPT = """
+document.querySelectorAll('table.sortable th').forEach(function(th, col){th.addEventListener('click', function(){
+var body=th.closest('table').tBodies[0], rows=Array.from(body.rows), up=th.dataset.up!=='1'; th.dataset.up=up?'1':'0';
+function key(r){var c=r.cells[th.cellIndex]; return c.dataset.v!==undefined?parseFloat(c.dataset.v):c.textContent;}
+rows.sort(function(a,b){var x=key(a),y=key(b); if(typeof x==='number'&&typeof y==='number'){x=isNaN(x)?Infinity:x;
+y=isNaN(y)?Infinity:y; return up?x-y:y-x;} return up?String(x).localeCompare(y):String(y).localeCompare(x);});
+rows.forEach(function(r){body.appendChild(r);});});});
 """
 
 
 def png_data_uri(image) -> str:
     """A uint8 image (H, W[, 3]) as a ``data:image/png;base64,...`` URI."""
     buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
+    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def table(frame: pd.DataFrame, *, digits: int = 3) -> str:
-    """An HTML table of a DataFrame, floats rounded to ``digits``."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+def jpeg_data_uri(image, quality: int = 85) -> str:
+    """A uint8 RGB image as a ``data:image/jpeg;base64,...`` URI: a fifth of a PNG's size for heat-map
+    overlays, of which the report holds hundreds."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def format_p(p) -> str:
+    """A p-value for a table: ``< 0.001`` below a thousandth, else three significant digits; blank if missing."""
+    if p is None or not np.isfinite(p):
+        return ""
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def table(frame: pd.DataFrame, *, digits: int = 3, p_columns=(), headers=None, sortable: bool = True) -> str:
+    """An HTML table of a DataFrame in a scrolling box; floats rounded to ``digits``.
+
+    Columns named in ``p_columns`` are p-values (:func:`format_p`, never a
+    bare ``0.000``); ``headers`` renames columns for display. Numeric cells
+    carry their exact value for sorting.
+    """
+    headers = headers or {}
+    head = "".join(f"<th>{html.escape(str(headers.get(c, c)))}</th>" for c in frame.columns)
     rows = []
     for row in frame.itertuples(index=False):
         cells = []
-        for v in row:
-            if isinstance(v, (float, np.floating)):
-                text = "" if np.isnan(v) else f"{v:.{digits}f}"
+        for col, v in zip(frame.columns, row):
+            if isinstance(v, (float, np.floating, int, np.integer)) and not isinstance(v, bool):
+                num = float(v)
+                text = format_p(num) if col in p_columns else ("" if np.isnan(num) else
+                                                               f"{num:.{digits}f}" if isinstance(v, (float, np.floating))
+                                                               else str(v))
+                cells.append(f'<td data-v="{num!r}">{html.escape(text)}</td>')
             else:
-                text = str(v)
-            cells.append(f"<td>{html.escape(text)}</td>")
+                cells.append(f"<td>{html.escape(str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    cls = ' class="sortable"' if sortable else ""
+    return f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def figure(image, caption: str, alt: str) -> str:
-    """An embedded figure with a caption."""
-    return (f'<figure><img alt="{html.escape(alt)}" src="{png_data_uri(image)}">'
-            f"<figcaption class=note>{html.escape(caption)}</figcaption></figure>")
+def figure(content: str, caption: str, *, fig_id: str) -> str:
+    """A figure with an id (the report's tests look figures up by it): inline SVG or HTML, and a caption."""
+    return f'<figure id="{fig_id}">{content}<figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def page(title: str, sections: list[tuple[str, str]], *, subtitle: str = "") -> str:
-    """The whole document: ``sections`` are (heading, HTML body) pairs."""
+def image(array, alt: str, *, photo: bool = False) -> str:
+    """An embedded image: PNG, or JPEG with ``photo`` (overlays, where PNG is five times larger)."""
+    uri = jpeg_data_uri(array) if photo else png_data_uri(array)
+    return f'<img alt="{html.escape(alt)}" src="{uri}">'
+
+
+def details(summary: str, body: str, *, open_: bool = False) -> str:
+    """A collapsible block."""
+    return f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>{body}</details>"
+
+
+def page(title: str, sections: list[tuple[str, str]], *, subtitle: str = "", lead: str = "") -> str:
+    """The whole document: ``sections`` are (heading, HTML body) pairs; ``lead`` is the answer, on top."""
     body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p class=note>{html.escape(subtitle)}</p>{body}</body></html>\n")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p class=note>{html.escape(subtitle)}</p>{lead}{body}"
+            f"<script>{_SCRIPT}</script></body></html>\n")

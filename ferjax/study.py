@@ -11,15 +11,11 @@ compared on the same trials (exact McNemar tests, :mod:`ferjax.stats`).
 
 from __future__ import annotations
 
-import html
-import json
-
 import jax
 import numpy as np
 import pandas as pd
 
-from ferjax import human, ranking, stats
-from ferjax import report as doc
+from ferjax import agreement, human, ranking, stats
 from ferjax.labels import NAMES
 
 
@@ -64,6 +60,8 @@ def run(human_maps: dict, attributions: dict, areas, trials, filenames, points, 
         scores = ranking.score(candidates, people, pts, valid)
         table = ranking.summarise(scores, ceiling=ceiling, n_boot=n_boot, seed=seed)
         tables.append(table.assign(level="image", human=variant))
+        if variant == "all":
+            image_scores = scores
         primary = scores[scores["metric"].isin([ranking.PRIMARY, "spearman"])]
         primary = primary.assign(expression=[NAMES[c] for c in labels[primary["item"]]])
         by_class.append(primary.groupby(["metric", "method", "expression"])["value"].mean().reset_index()
@@ -79,7 +77,7 @@ def run(human_maps: dict, attributions: dict, areas, trials, filenames, points, 
     cols = ["level", "human", "metric", "rank", "method", "mean", "lo", "hi", "n", "vs", "p_wilcoxon_holm",
             "p_permutation_holm"] + (["alignment"] if "alignment" in ranking_table else [])
     return {"ranking": ranking_table[cols], "by_class": pd.concat(by_class, ignore_index=True),
-            "pairs": pair_views}
+            "pairs": pair_views, "scores": image_scores}
 
 
 def accuracy(trials, stimuli_answers, seen=None) -> dict:
@@ -149,52 +147,91 @@ def log_text(table, head) -> str:
     return "\n".join(lines)
 
 
-def build_report(result, acc, head, faces, *, provenance) -> str:
-    """The self-contained HTML report (see :mod:`ferjax.report`).
+def trial_agreement(trials, stimuli_answers, seen=None, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Error consistency and performance concordance of people and the network (:mod:`ferjax.agreement`).
 
-    ``faces``: the mean face of each ordered pair, in the order of the pair
-    maps of ``result``, at their resolution.
+    ``stimuli_answers``: the network's correctness per stimulus (full face);
+    ``seen``: its correctness on what each person saw, per (participant, filename).
     """
-    from ferjax import figures
+    r, v, people, items = agreement.outcomes(trials)
+    model = stimuli_answers.drop_duplicates("filename").set_index("filename")["correct"].reindex(items)
+    if model.isna().any():
+        raise ValueError(f"the network has no answer for stimulus {model.index[model.isna()][0]!r}")
+    s = None
+    if seen is not None:
+        s = np.zeros_like(r)
+        row, col = {p: i for i, p in enumerate(people)}, {f: j for j, f in enumerate(items)}
+        for p, f, ok in zip(seen["participant"].astype(str), seen["filename"], seen["model_seen"].astype(bool)):
+            if f in col:
+                s[row[p], col[f]] = ok
+    out = agreement.network_vs_people(r, v, model.to_numpy(bool), s, n_boot=n_boot, seed=seed)
+    out["participants"] = people
+    return out
 
-    rank = result["ranking"]
-    sections = [("Study", "<p>People and a network did the same 2AFC facial-expression task "
-                          "(Park &amp; Wallraven 2021). Data: see parameters below; the embedded default "
-                          "study is synthetic (rendered faces, simulated participants).</p>"
-                 + doc.table(pd.DataFrame([{"noise ceiling": head["noise_ceiling"], **{
-                     f"percent correct, {k}": v for k, v in head["accuracy"].items() if isinstance(v, float)}}])))]
-    sections.append(("Method ranking (per image, all trials)",
-                     doc.table(rank[(rank.level == "image") & (rank.human == "all") &
-                                     rank.metric.isin([ranking.PRIMARY, "spearman", "auc_judd"])].drop(
-                         columns=["level", "human"]))))
-    sections.append(("Method ranking (56 pair maps, the reference study's level)",
-                     doc.table(rank[(rank.level == "pair") & (rank.metric == ranking.PRIMARY)].drop(
-                         columns=["level"]))))
-    by_class = result["by_class"]
-    sel = by_class[(by_class["metric"] == ranking.PRIMARY) & (by_class["human"] == "all")]
-    if len(sel):
-        wide = sel.pivot(index="method", columns="expression", values="value")
-        wide = wide[[n for n in NAMES if n in wide.columns]].reset_index()
-        sections.append((f"Per expression: mean {ranking.PRIMARY} vs human maps (per image, all trials)",
-                         doc.table(wide)))
-    sections.append(("Accuracy per pair: people vs network", doc.table(acc["pairs"])))
-    people, pair_methods, pairs = result["pairs"]["all"]
-    names = list(pair_methods)
-    figs = []
-    for c in range(len(NAMES)):
-        tiles, labels = [], []
-        for p, (t, f) in enumerate(np.asarray(pairs)):
-            if t != c:
-                continue
-            face = faces[p]
-            tiles += [np.repeat(face[..., None], 3, -1), figures.overlay(face, people[p])]
-            tiles += [figures.overlay(face, pair_methods[n][p]) for n in names]
-            labels += [f"{NAMES[t]} vs {NAMES[f]}", "people"] + names
-        if tiles:
-            figs.append(doc.figure(figures.grid(tiles, labels, cols=len(names) + 2),
-                                    f"{NAMES[c]}: mean face, human map, each method's map, per foil",
-                                    f"pair maps for {NAMES[c]}"))
-    sections.append(("Pair maps: mean face, people, methods", "".join(figs)))
-    sections.append(("Parameters and versions",
-                     "<pre>" + html.escape(json.dumps(provenance, indent=2, sort_keys=True)) + "</pre>"))
-    return doc.page("ferjax report", sections, subtitle="Humans vs network on 2AFC facial-expression recognition")
+
+def confusions(pairs) -> dict:
+    """2AFC confusion matrices (8, 8): share of trials on which the foil (column) was chosen over the true
+    class (row), for people, the network on the full faces and on what people saw; nan off the trial list."""
+    out = {}
+    for key in ("people", "model", "model_seen"):
+        m = np.full((len(NAMES), len(NAMES)), np.nan)
+        if key in pairs and pairs[key].notna().any():
+            for row in pairs.itertuples():
+                m[row.true, row.foil] = 1 - getattr(row, key)
+            out[key] = m
+    return out
+
+
+def verdict(result, table, head, robustness, trial_level, *, primary: str = ranking.PRIMARY) -> dict:
+    """The study's answer in plain language, with the numbers behind each sentence.
+
+    Which explanation method fits the human maps best at the primary analysis
+    (``primary`` per image, maps from all trials), whether its lead over the
+    best other method is significant (paired Wilcoxon over images), how close it comes
+    to the noise ceiling (Spearman / people's split-half reliability), how
+    often it ranks first over the grid of analysis choices, and how far the
+    network's errors follow people's.
+    """
+    sel = table[(table["level"] == "image") & (table["human"] == "all")]
+    baselines = set(ranking.baselines(np.zeros((2, 4, 4)), seed=0))
+    methods = sel[(sel["metric"] == primary) & ~sel["method"].isin(baselines)].sort_values("mean", ascending=False)
+    best = methods.iloc[0]
+    family = best["method"].split()[0]
+    # the runner-up is the best of the other methods, not the winner at another EP area or target
+    second = methods[methods["method"].str.split().str[0] != family].iloc[0]
+    scores = result["scores"]
+    wide = scores[scores["metric"] == primary].pivot(index="item", columns="method", values="value")
+    p = stats.wilcoxon(wide[best["method"]], wide[second["method"]])
+    top_baseline = sel[(sel["metric"] == primary) & sel["method"].isin(baselines)].sort_values("mean").iloc[-1]
+    spear = sel[(sel["metric"] == "spearman") & (sel["method"] == best["method"])].iloc[0]
+    ceiling = head["noise_ceiling"]
+    share = robustness["first_among_methods"].get(family)
+    flips = robustness["most_influential"]
+    ec = trial_level["error_consistency"]
+    sentences = [
+        f"{best['method']} fits people's maps best ({primary} {best['mean']:.3f}, 95% CI {best['lo']:.3f} to "
+        f"{best['hi']:.3f}), ahead of {second['method']} ({second['mean']:.3f}); the lead is "
+        + (f"significant (paired Wilcoxon over images, {format_p(p)})." if p < 0.05 else
+           f"not significant (paired Wilcoxon over images, {format_p(p)})."),
+        f"Its maps correlate with people's at Spearman {spear['mean']:.3f}, {spear['mean'] / ceiling:.0%} of the "
+        f"people's own split-half agreement ({ceiling:.3f}); the best baseline, {top_baseline['method']}, scores "
+        f"{top_baseline['mean']:.3f} on {primary}.",
+        f"Over {robustness['variants']} analysis variants, {family} ranks first among the explanation methods in "
+        f"{share:.0%} of them; the choice that most often changes the winner is {flips.replace('_', ' ')}."
+        if share is not None and flips else "",
+        f"Error consistency: people with each other kappa {ec['people']['mean']:.3f} "
+        f"({ec['people']['ci95'][0]:.3f} to {ec['people']['ci95'][1]:.3f}), the network with people "
+        f"{ec['network']['mean']:.3f} ({ec['network']['ci95'][0]:.3f} to {ec['network']['ci95'][1]:.3f}).",
+    ]
+    return {"text": " ".join(s for s in sentences if s), "winner": best["method"], "runner_up": second["method"],
+            "metric": primary, "lead": float(best["mean"] - second["mean"]), "p_wilcoxon": float(p),
+            "significant": bool(p < 0.05), "spearman": float(spear["mean"]), "noise_ceiling": float(ceiling),
+            "of_ceiling": float(spear["mean"] / ceiling), "first_among_methods": share,
+            "most_influential_choice": flips}
+
+
+def format_p(p: float) -> str:
+    """A p-value as a reader expects it: ``p < 0.001`` below a thousandth, else three significant digits."""
+    if not np.isfinite(p):
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"

@@ -1,8 +1,8 @@
-"""DVC stage `compare`: human maps, attributions, the model's answers + params section `compare`
--> work/compare/, report/index.html, metrics/compare.json, plots/."""
+"""DVC stage `compare`: human maps, attributions, the model's answers, the sanity checks + params section
+`compare` -> work/compare/, report/index.html, metrics/compare.json, plots/."""
 
 from ferjax.params import run_stage, section
 
 run_stage("compare", human="work/human", human_metrics="metrics/human.json", attribution="work/attribution",
-          model="work/model", logs=section("human")["logs"], stimuli="work/stimuli", out="work/compare",
-          report="report", metrics="metrics/compare.json", plots="plots")
+          model="work/model", logs=section("human")["logs"], stimuli="work/stimuli", sanity="metrics/sanity.json",
+          out="work/compare", report="report", metrics="metrics/compare.json", plots="plots")

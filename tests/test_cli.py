@@ -55,9 +55,12 @@ def _pipeline(tmp: Path):
          tmp / "m/train.json", "--plots", tmp / "plots"),
         ("attribute", "--model", tmp / "model", "--stimuli", tmp / "stimuli", "--areas", "0.1,0.2",
          "--max-iter", 4, "--batch", 28, "--out", tmp / "attribution", "--plots", tmp / "plots"),
+        ("sanity", "--model", tmp / "model", "--stimuli", tmp / "stimuli", "--attribution", tmp / "attribution",
+         "--randomize-ep-images", 0, "--randomize-draws", 2, "--metrics", tmp / "m/sanity.json"),
         ("compare", "--human", tmp / "human", "--human-metrics", tmp / "m/human.json", "--attribution",
          tmp / "attribution", "--model", tmp / "model", "--logs", tmp / "logs", "--stimuli", tmp / "stimuli",
-         "--size", 32, "--boot", 100, "--randomize-ep-images", 0, "--randomize-draws", 2, "--out", tmp / "compare",
+         "--sanity", tmp / "m/sanity.json", "--size", 32, "--boot", 100,
+         "--grid", '{"map_size": [16, 32], "sigma": [0, 4]}', "--out", tmp / "compare",
          "--report", tmp / "report", "--metrics", tmp / "m/compare.json", "--plots", tmp / "plots"),
     ]
     for step in steps:
@@ -141,7 +144,7 @@ def test_human_stage_scores_what_the_simulator_recorded(tiny):
 
 
 def test_help_teaches_every_command():
-    for command in ("synth", "prepare", "split", "stimuli", "simulate", "human"):
+    for command in ("synth", "prepare", "split", "stimuli", "simulate", "human", "sanity", "compare"):
         result = run(command, "--help")
         assert result.exit_code == 0
         assert "writ" in result.output.lower()
@@ -226,7 +229,8 @@ def test_train_attribute_compare_outputs(tiny):
     assert {"CAM true", "GradCAM contrast", "EP 0.2 true", "center", "face prior", "shuffled"} <= methods
     compare = json.loads((tiny / "m/compare.json").read_text())
     assert "noise_ceiling" in compare and "CAM true" in compare["methods"]
-    pointing, randomization = compare["sanity"]["pointing_game"], compare["sanity"]["randomization"]
+    sanity = json.loads((tiny / "m/sanity.json").read_text())
+    pointing, randomization = sanity["pointing_game"], sanity["randomization"]
     assert set(pointing["methods"]) == {"CAM true", "GradCAM true", "EP 0.1 true", "EP 0.2 true",
                                         "EP 0.025+0.05+0.1+0.2 true"}   # TorchRay's benchmark areas, summed
     assert pointing["without_regions"] == 7 and pointing["images"] + pointing["misclassified"] == 49
@@ -242,7 +246,7 @@ def test_train_attribute_compare_outputs(tiny):
 def test_pointing_game_points_ep_with_the_summed_masks(tiny):
     """EP's pointing map is the sum of its masks at the pointing areas: a saved area is reused, a missing one
     re-run with the attribute stage's settings, so the sum equals the attribute stage's own masks summed."""
-    from ferjax.commands.comparison import sanity_checks
+    from ferjax.commands.checks import sanity_checks
 
     index = pd.read_csv(tiny / "attribution/index.csv")
     with np.load(tiny / "attribution/maps.npz") as z:
@@ -257,18 +261,83 @@ def test_pointing_game_points_ep_with_the_summed_masks(tiny):
     np.testing.assert_array_equal(pointing["maps"]["CAM true"], maps["cam_true"][rows])
 
 
-def test_report_is_self_contained(tiny):
+def test_compare_reports_agreement_robustness_and_a_verdict(tiny):
+    compare = json.loads((tiny / "m/compare.json").read_text())
+    ec = compare["agreement"]["error_consistency"]
+    for key in ("people", "network", "network_seen"):
+        lo, hi = ec[key]["ci95"]
+        assert -1 <= lo <= ec[key]["mean"] <= hi <= 1
+        assert "per_participant" not in ec[key] and "per_pair" not in ec[key]   # lists stay out of the metrics
+    assert ec["people"]["pairs"] == 3
+    rob = compare["robustness"]
+    # 5 metrics x 2 human x 2 sizes x 2 sigmas x 2 areas x 2 levels x 2 targets
+    assert rob["variants"] == 5 * 2 * 2 * 2 * 2 * 2 * 2 == len(pd.read_csv(tiny / "compare/variants.csv"))
+    assert sum(rob["first_among_methods"].values()) == pytest.approx(1.0)
+    assert sum(rob["first_among_all"].values()) == pytest.approx(1.0)
+    assert rob["most_influential"] in rob["flip_rate"]
+    verdict = compare["verdict"]
+    assert verdict["winner"] in compare["methods"] and verdict["text"].startswith(verdict["winner"])
+    assert 0 <= verdict["p_wilcoxon"] <= 1 and isinstance(verdict["significant"], bool)
+    per_person = pd.read_csv(tiny / "compare/agreement.csv")
+    assert len(per_person) == 3 and {"kappa_network", "kappa_network_seen"} <= set(per_person.columns)
+
+
+def test_report_is_self_contained_and_answers_first(tiny):
     import re
 
+    from ferjax.study_report import FIGURES
+
     text = (tiny / "report/index.html").read_text()
-    sources = re.findall(r'src="([^"]*)"', text)
-    assert len(sources) >= 8 and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert "http://" not in text and "https://" not in text and "<script" not in text
-    # the per-expression table: one column per expression the tiny study has, rows per method
-    assert "Per expression: mean dice@0.1" in text and "<th>happy</th>" in text
+    # nothing is requested from anywhere: every image is a data URI, no link, stylesheet, font or remote script
+    sources = re.findall(r'\ssrc="([^"]*)"', text)
+    assert len(sources) >= 8 and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
+                                     for s in sources)
+    code = re.sub(r'src="data:[^"]*"', 'src=""', text)    # base64 holds '/' and anything else
+    assert not re.search(r"(https?:)?//[a-z0-9]", code, re.I)
+    assert not re.search(r"<link|@import|url\((?!#)|<iframe|fetch\(|XMLHttpRequest|<object|<embed", code, re.I)
+    for fig in FIGURES:
+        assert f'id="{fig}"' in text, fig
+    # the answer comes before any table, and no p-value prints as a bare zero
+    assert text.index('class="lead"') < text.index('id="fig-answer"') < text.index("<table")
+    p_cells = [cell for headers, rows in _tables(text) for row in rows
+               for h, cell in zip(headers, row) if h.startswith("p (")]
+    assert p_cells and all(c == "" or c == "< 0.001" or float(c) >= 0.001 for c in p_cells)
+    assert "p (Wilcoxon vs best, Holm)" in text and "mcnemar_p" not in text
 
 
-def test_report_renders_in_a_real_browser(tiny, tmp_path):
+def _tables(text):
+    """(headers, rows of cell texts) of every table in an HTML text."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append(([], []))
+            elif tag == "tr" and self.tables:
+                self.tables[-1][1].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None:
+                headers, rows = self.tables[-1]
+                (headers if tag == "th" else rows[-1]).append(self.cell.strip())
+                self.cell = None
+
+    parser = Tables()
+    parser.feed(text)
+    return [(h, [r for r in rows if r]) for h, rows in parser.tables]
+
+
+def test_report_renders_in_a_real_browser_without_the_network(tiny, tmp_path):
     import os
 
     from conftest import missing_reference
@@ -278,6 +347,8 @@ def test_report_renders_in_a_real_browser(tiny, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    from ferjax.study_report import FIGURES
+
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -286,11 +357,23 @@ def test_report_renders_in_a_real_browser(tiny, tmp_path):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
-        driver.get((tiny / "report/index.html").as_uri())
-        loaded = driver.execute_script(
-            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-        assert len(loaded) >= 8 and all(loaded)
-        assert driver.execute_script("return document.querySelectorAll('table').length") >= 3
+        for width in (1280, 390):
+            driver.set_window_size(width, 900)
+            driver.get((tiny / "report/index.html").as_uri())
+            # every resource the page loaded is embedded: none came over the network
+            names = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+            assert all(n.startswith("data:") for n in names), names
+            loaded = driver.execute_script(
+                "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+            assert len(loaded) >= 8 and all(loaded)
+            for fig in FIGURES:
+                box = driver.execute_script(f"var r = document.getElementById('{fig}').getBoundingClientRect();"
+                                            "return [r.width, r.height]")
+                assert box[0] > 100 and box[1] > 50, (width, fig, box)
+            # the page itself never scrolls sideways: wide tables scroll in their own box
+            assert driver.execute_script("return document.documentElement.scrollWidth") <= width + 1
+            # a click on a header sorts the table
+            driver.execute_script("document.querySelector('table.sortable th:nth-child(2)').click()")
     finally:
         driver.quit()
 
@@ -311,7 +394,7 @@ def test_one_vs_one_trains_and_is_explained_end_to_end(tiny, tmp_path):
     with np.load(tmp_path / "attribution/maps.npz") as z:
         assert z["gradcam_contrast"].shape == (56, 32, 32) and np.isfinite(z["ep_true"]).all()
         maps = {k: z[k] for k in z.files}
-    from ferjax.commands.comparison import sanity_checks
+    from ferjax.commands.checks import sanity_checks
 
     checks = sanity_checks(tmp_path / "model", tiny / "stimuli", tmp_path / "attribution",
                            pd.read_csv(tmp_path / "attribution/index.csv"), maps, ep_images=2, draws=1)

@@ -1,9 +1,10 @@
 """Simulated participants behave like the reference study's people."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from ferjax import data, participants, render
+from ferjax import agreement, data, participants, render
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,53 @@ def test_human_like_accuracy_and_clicks(study):
     # Harder pairs: fewer correct, more clicks and more time.
     assert summary["r_accuracy_clicks"] < -0.2 and summary["r_accuracy_time"] < -0.2
     assert summary["r_clicks_time"] > 0.8
+
+
+def _excess_consistency(trials, seed=0):
+    """Mean kappa over people minus its value once each person's outcomes are shuffled among the
+    images of the same (true, foil) pair: the error consistency that image-level difficulty adds to
+    the difficulty of the pairs."""
+    r, v, _, items = agreement.outcomes(trials)
+    pair = trials.drop_duplicates("filename").set_index("filename").loc[items, ["true", "foil"]]
+    groups = pair.groupby(["true", "foil"]).indices.values()
+    rng = np.random.default_rng(seed)
+    shuffled = r.copy()
+    for person in range(len(r)):
+        for rows in groups:
+            shuffled[person, rows] = r[person, rng.permutation(rows)]
+    iu = np.triu_indices(len(r), 1)
+    return np.nanmean(agreement.pairwise(r, v)["kappa"][iu]) - np.nanmean(agreement.pairwise(shuffled, v)["kappa"][iu])
+
+
+def test_people_find_the_same_faces_hard(study):
+    trials, _, _ = study
+    summary = participants.summarise(trials, n_boot=500)
+    ec = summary["error_consistency"]
+    assert ec["pairs"] == 22 * 21 // 2
+    assert ec["ci95"][0] > 0.02, ec            # errors shared across people, above chance
+    # and not only because some pairs of expressions are harder than others
+    assert _excess_consistency(trials) > 0.03
+    assert summary["image_percent_correct"]["sd"] > 0.1
+    assert summary["pair_range"]["hardest"] < 0.75 and summary["pair_range"]["easiest"] > 0.95
+
+
+def test_difficulty_drawn_per_trial_is_not_shared():
+    # The control: each participant meets the faces of a (true, foil) pair in a different order
+    # under the pair's stimulus names, so a name's difficulty varies per trial, not per image.
+    images, labels, names, intensities, regions = render.render_study(35, size=64, channels=1, seed=0)
+    foils = data.assign_foils(labels, seed=0)
+    logs = []
+    for p in range(22):
+        perm = np.arange(len(labels))
+        for t in range(8):
+            for f in range(8):
+                rows = np.flatnonzero((labels == t) & (foils == f))
+                perm[rows] = np.random.default_rng([9, p, t, f]).permutation(rows)
+        log, _, _ = participants.simulate(names, labels, foils, regions[perm], intensities[perm], participants=1,
+                                          seed=p)
+        logs.append(log.assign(participant=f"p{p:02d}"))
+    control = pd.concat(logs)
+    assert abs(_excess_consistency(control)) < 0.02
 
 
 def test_hard_pairs_are_the_overlapping_expressions(study):

@@ -45,10 +45,11 @@ def test_expression_changes_lie_in_the_active_au_regions(label):
 
 def test_prototype_aus_are_active_and_change_the_face():
     rng = np.random.default_rng(3)
+    weakest = render.STRENGTH[0]
     for label, name in enumerate(render.NAMES):
         face = render.sample_face(rng, label)
         for au, (lo, hi) in render.PROTOTYPES[name].items():
-            assert lo <= face.intensities[AUS.index(au)] <= hi
+            assert weakest * lo <= face.intensities[AUS.index(au)] <= 1.0
         if label:
             diff = np.abs(render.draw(face, 64) - render.draw(render.neutral(face), 64)).max()
             assert diff > 0.05
@@ -85,3 +86,33 @@ def test_identities_differ_and_noise_is_present():
     img = render.render(f1, 64, np.random.default_rng(1), noise=0.02)
     clean = render.render(f1, 64, np.random.default_rng(1), noise=0.0)
     assert 1.0 < np.abs(img.astype(float) - clean).mean() < 10.0
+
+
+def test_strength_and_blend_are_drawn_last_and_do_what_they_say():
+    for label in range(8):
+        seed = np.random.default_rng([4, label])
+        plain = render.sample_face(np.random.default_rng([4, label]), label, strength=(1.0, 1.0), blend=0.0)
+        face = render.sample_face(seed, label)
+        # the same identity, pose and lighting as a face without strength and blend
+        assert plain.identity.keys() == face.identity.keys() and plain.pose == face.pose and plain.side == face.side
+        for au, (lo, hi) in render.PROTOTYPES[render.NAMES[label]].items():
+            assert lo <= plain.intensities[AUS.index(au)] <= hi
+        # blending adds part of the partner's missing AUs, never more than the largest weight allows
+        partner = render.prototype_means()[render.blend_partner(label)]
+        blended = render.sample_face(np.random.default_rng([4, label]), label, strength=(1.0, 1.0), blend=0.7)
+        gap = np.maximum(partner - plain.intensities, 0)
+        assert np.all(blended.intensities >= plain.intensities - 1e-12)
+        assert np.all(blended.intensities <= plain.intensities + 0.7 * gap + 1e-12)
+        assert np.all(blended.intensities[gap == 0] == plain.intensities[gap == 0])
+        # strength scales the prototype's own AUs only
+        half = render.sample_face(np.random.default_rng([4, label]), label, strength=(0.5, 0.5), blend=0.0)
+        own = [AUS.index(au) for au in render.PROTOTYPES[render.NAMES[label]]]
+        np.testing.assert_allclose(half.intensities[own], 0.5 * plain.intensities[own])
+        others = np.setdiff1d(np.arange(len(AUS)), own)
+        np.testing.assert_array_equal(half.intensities[others], plain.intensities[others])
+
+
+def test_blend_partners_are_the_nearest_other_expressions():
+    assert render.blend_partner(4) == 3 and render.blend_partner(3) == 4      # fear <-> surprise
+    assert render.blend_partner(0) == 7                                       # neutral -> contempt
+    assert all(render.blend_partner(c) not in (0, c) for c in range(8))

@@ -12,10 +12,7 @@ from ferjax import files, human
 from ferjax.commands.people import mean_faces
 from ferjax.errors import InputError
 from ferjax.errors import cli_errors as _user_errors
-from ferjax.labels import NAMES
 from ferjax.provenance import stamp
-
-POINTING_EP_AREAS = (0.025, 0.05, 0.1, 0.2)  # TorchRay's pointing-game benchmark (VOC 2007)
 
 
 def _click_points(clicks, filenames):
@@ -29,167 +26,26 @@ def _click_points(clicks, filenames):
     return points, valid
 
 
-def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed=0, tolerance=15.0,
-                  ep_areas=POINTING_EP_AREAS, ep_images=16, draws=5, keep_maps=False) -> dict:
-    """The attribution sanity checks of :mod:`ferjax.sanity` on the study: metrics/compare.json's `sanity`.
-
-    Pointing game, with the protocol of TorchRay's pointing-game benchmark
-    (the reference implementation of Extremal Perturbation): the true-class
-    maps of the stimuli the network classifies correctly (8-way argmax;
-    one_vs_one: the pair network's answer) and that have AU ground truth
-    (stimuli/regions.npz; neutral faces have none), against the union of
-    their expression's AU regions, at the model's input size. ``tolerance``
-    is in pixels at 224 px (Zhang et al.'s 15) and scales with the map side
-    (4.3 px at 64). The saved maps (attribution/maps.npz) are scored, and EP
-    once more as that benchmark points with it: Extremal Perturbation on those
-    stimuli at ``ep_areas`` (its 0.025, 0.05, 0.1, 0.2) with the attribution's
-    other settings, the masks summed (areas the attribution already has are
-    reused, the others run here). Each method reports the
-    hit rate, TorchRay's class-averaged rate and the strict rate (tolerance 0);
-    with ``keep_maps`` the pointing game's entry also holds the scored maps
-    (``maps``: name -> (n, H, W)) and their stimulus ``rows``.
-    Model randomisation: the network
-    re-initialised with its own initialisers ``draws`` times (keys
-    ``fold_in(key(seed), d)``), cascading from the head ("head") to every
-    layer ("all"); CAM and GradCAM recomputed on every stimulus, Extremal
-    Perturbation with the settings the attribution was made with
-    (attribution/provenance.json) on ``ep_images`` stimuli spread evenly over
-    the index (0: none).
-    """
+def _read_json(path, hint):
     import json
 
-    import jax
-
-    from ferjax import attribution, model, sanity
-    from ferjax.commands import network
-    from ferjax.commands.data import read_ground_truth
-
-    params, features, classifier, spec = network.load_model(model_dir)
-    prov_path = Path(attr_dir) / "provenance.json"
     try:
-        ep = json.loads(prov_path.read_text())["params"]
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(prov_path, None, f"cannot read the attribution settings ({err})",
-                         "re-run `ferjax attribute`") from None
-    filenames, n = list(index["filename"]), len(index)
-    true, foil = index["true"].to_numpy(), index["foil"].to_numpy()
-    images = network._to_model(network._stimulus_images(stimuli_dir, filenames, spec["size"], spec["channels"]),
-                               spec["size"], spec["channels"])
-    ovo, batch = spec["mode"] == "one_vs_one", int(ep.get("batch", 35))
-    groups = network.networks(spec, true, foil)
-
-    def explain(fn, rows_subset=None, size=batch):
-        """``params -> maps`` of ``fn`` on the stimuli (or ``rows_subset``), each by its network, ``size`` a call."""
-        def run(p):
-            out = None
-            for k, rows, t, _ in groups:
-                pick = np.ones(len(rows), bool) if rows_subset is None else np.isin(rows, rows_subset)
-                pk = jax.tree.map(lambda a, k=k: a[k], p) if ovo else p
-                for s in range(0, int(pick.sum()), size):
-                    r, tk = rows[pick][s:s + size], t[pick][s:s + size]
-                    m = np.asarray(fn(features, classifier, pk, images[r], tk))
-                    out = np.zeros((n, *m.shape[1:]), np.float32) if out is None else out
-                    out[r] = m
-            return out if rows_subset is None else out[rows_subset]
-        return run
-
-    # Which stimuli the network classifies correctly (one_vs_one: its pair network's 2AFC answer).
-    correct = np.zeros(n, bool)
-    for k, rows, t, f in groups:
-        pk = jax.tree.map(lambda a, k=k: a[k], params) if ovo else params
-        z = np.concatenate([np.asarray(model.logits(features, classifier, pk, images[rows[s:s + batch]]))
-                            for s in range(0, len(rows), batch)])
-        correct[rows] = z[np.arange(len(rows)), t] > z[np.arange(len(rows)), f] if ovo else z.argmax(1) == t
-    areas = [float(a) for a in np.atleast_1d(attributions["areas"])] if "ep_true" in attributions else []
-    maps = {"CAM true": attributions["cam_true"], "GradCAM true": attributions["gradcam_true"]}
-    maps.update({f"EP {a:g} true": attributions["ep_true"][:, i] for i, a in enumerate(areas)})
-
-    settings = {k: ep[k] for k in ("variant", "max_iter", "step", "sigma", "scale_to", "jitter", "preset")}
-
-    def ep_masks(areas):
-        def fn(features, classifier, p, x, t):
-            return attribution.extremal_perturbation(features, classifier, p, x, t, areas=tuple(areas),
-                                                     **settings)["masks"]
-        return fn
-
-    regions_npz = Path(stimuli_dir) / "regions.npz"
-    pointing = None
-    if regions_npz.exists():
-        intensities, au_regions = read_ground_truth(regions_npz, filenames)
-        side = int(attributions["cam_true"].shape[-1])
-        regions = sanity.expression_regions(au_regions, intensities, true, size=side)
-        has = regions.any((1, 2))
-        keep = correct & has
-        rows, labels = np.flatnonzero(keep), true[keep]
-        tolerance_px = float(tolerance) * side / 224.0
-        pointing = {"images": int(keep.sum()), "without_regions": int((~has).sum()),
-                    "misclassified": int((has & ~correct).sum()), "tolerance": float(tolerance),
-                    "tolerance_px": tolerance_px, "ties": "all",
-                    "region_share": float(regions[keep].mean()) if keep.any() else None, "methods": {}}
-        scored = {name: m[keep] for name, m in maps.items()}
-        if ep_areas and len(rows):
-            # areas the attribute stage already ran (same settings, same network) are reused
-            saved = {a: attributions["ep_true"][rows, i] for i, a in enumerate(areas) if a in ep_areas}
-            missing = [a for a in ep_areas if a not in saved]
-            total = sum(saved.values()) if saved else 0.0
-            if missing:
-                total = total + explain(ep_masks(missing), rows)(params).sum(1)
-            scored[f"EP {'+'.join(f'{a:g}' for a in ep_areas)} true"] = total
-        for name, m in scored.items():
-            hits = sanity.pointing_game(m, regions[keep], tolerance=tolerance_px)
-            strict = sanity.pointing_game(m, regions[keep])
-            by_class = {NAMES[c]: float(hits[labels == c].mean()) for c in np.unique(labels)}
-            pointing["methods"][name] = {
-                "hit_rate": float(hits.mean()) if len(hits) else None, "hits": int(hits.sum()),
-                "class_mean": float(np.mean(list(by_class.values()))) if by_class else None,
-                "strict_hit_rate": float(strict.mean()) if len(strict) else None, "by_class": by_class}
-        if keep_maps:
-            pointing.update(maps=scored, rows=rows)
-
-    init, levels = network.model_init(spec), {"head": [], "all": []}
-    for d in range(draws):
-        drawn = sanity.cascade(params, init, jax.random.fold_in(jax.random.key(seed), d),
-                               [("head", ["head"]), ("all", None)])
-        for level, p in drawn.items():
-            levels[level].append(p)
-    # the `batch` setting sizes EP's calls; one forward (and backward) pass per image can take more at once
-    wide = max(batch, 128)
-    methods = {"CAM true": explain(attribution.cam, size=wide), "GradCAM true": explain(attribution.gradcam, size=wide)}
-    ep_rows = np.unique(np.linspace(0, n - 1, min(ep_images, n)).round().astype(int)) if ep_images else []
-    if areas and len(ep_rows):
-        methods[f"EP {','.join(f'{a:g}' for a in areas)} true"] = explain(ep_masks(areas), ep_rows)
-    randomization = {"scheme": "cascading: the head re-initialised ('head'), then every layer ('all')",
-                     "seed": seed, "draws": draws, "ep_images": len(ep_rows),
-                     "methods": sanity.randomization_test(methods, params, levels)}
-    return {"pointing_game": pointing, "randomization": randomization}
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(path, None, f"cannot read ({err})", hint) from None
 
 
-def sanity_text(checks) -> str:
-    """The sanity checks' lines of the stage log."""
-    lines = []
-    pg = checks["pointing_game"]
-    if pg is None:
-        lines.append("pointing game: skipped (the stimuli have no AU ground truth, stimuli/regions.npz)")
-    else:
-        share = "n/a" if pg["region_share"] is None else f"{pg['region_share']:.1%}"
-        lines.append(f"pointing game (peak of the true-class map within {pg['tolerance_px']:.1f} px of the "
-                     f"expression's AU regions; {pg['images']} correctly classified stimuli with AU regions, which "
-                     f"cover {share} of the image) [class mean; strict, 0 px]:")
-        for name, v in pg["methods"].items():
-            rate = v["hit_rate"]
-            lines.append(f"  {name:26s} " + ("n/a" if rate is None else
-                                             f"{rate:.3f} [{v['class_mean']:.3f}; {v['strict_hit_rate']:.3f}]")
-                         + ("  (below 0.90)" if rate is not None and rate < 0.9 else ""))
-    rnd = checks["randomization"]
-    lines.append(f"model randomisation (Spearman with the trained network's maps, mean over images and "
-                 f"{rnd['draws']} random draws [range over draws]; cascading head -> all):")
-    for name, levels in rnd["methods"].items():
-        parts = [f"{lvl} {v['spearman']:.3f} [{min(v['draws']):.2f}, {max(v['draws']):.2f}]"
-                 + (f" ({v['constant']} constant maps left out)" if v["constant"] else "") for lvl, v in levels.items()]
-        worst = max(v["spearman"] for v in levels.values())
-        lines.append(f"  {name:18s} " + ", ".join(parts) + ("" if worst < 0.5 else "  (not below 0.5)"))
-    return "\n".join(lines)
+def _read_grid(text):
+    import json
 
+    try:
+        grid = json.loads(text) if text else {}
+    except ValueError as err:
+        raise InputError("--grid", None, f"not a JSON object ({err})",
+                         'e.g. {"sigma": [0, 8], "map_size": [64]}') from None
+    if not isinstance(grid, dict):
+        raise InputError("--grid", None, "must be a JSON object of analysis choices", 'e.g. {"sigma": [0, 8]}')
+    return grid
 
 @click.command("compare")
 @click.option("--human", "human_dir", type=click.Path(path_type=Path), required=True, help="Output of `ferjax human`.")
@@ -197,72 +53,65 @@ def sanity_text(checks) -> str:
               help="metrics/human.json (the noise ceiling and people's percent correct).")
 @click.option("--attribution", "attr_dir", type=click.Path(path_type=Path), required=True,
               help="Output of `ferjax attribute`.")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Output of `ferjax train`.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True,
+              help="Output of `ferjax train` (the network's answers on the stimuli and on what people saw).")
 @click.option("--logs", type=click.Path(path_type=Path), required=True, help="The click logs the human maps came from.")
 @click.option("--stimuli", "stimuli_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--sanity", "sanity_json", type=click.Path(path_type=Path), default=None,
+              help="metrics/sanity.json from `ferjax sanity`, shown in the report.")
 @click.option("--map-size", "--size", "size", type=click.IntRange(8), default=64, show_default=True,
-              help="Side at which maps are compared (model maps resized, human maps downsampled, bilinear; "
-                   "params: compare.map_size).")
+              help="Side at which maps are compared in the main analysis (model maps resized, human maps "
+                   "downsampled, bilinear; params: compare.map_size).")
 @click.option("--boot", type=click.IntRange(100), default=2000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the bootstrap, the shuffled baseline and the randomised network.")
-@click.option("--pointing-tolerance", type=click.FloatRange(0), default=15.0, show_default=True,
-              help="Pointing game: a peak this many pixels from the AU regions still hits, in pixels at 224 px "
-                   "(Zhang et al.'s 15), scaled to the map side: 4.3 px at 64. Strict rates (0) are reported too.")
-@click.option("--pointing-ep-areas", default="0.025,0.05,0.1,0.2", show_default=True,
-              help="Pointing game: also re-run Extremal Perturbation at these areas and point with the sum of its "
-                   "masks, as TorchRay's pointing-game benchmark does (empty: score the saved EP maps only).")
-@click.option("--randomize-ep-images", type=click.IntRange(0), default=16, show_default=True,
-              help="Model randomisation test: stimuli Extremal Perturbation is re-run on (0: leave EP out).")
-@click.option("--randomize-draws", type=click.IntRange(1), default=5, show_default=True,
-              help="Model randomisation test: random re-initialisations averaged over.")
+              help="Seed of the bootstraps and the shuffled baseline.")
+@click.option("--grid", default="{}", show_default=True,
+              help="JSON object of the analysis choices the robustness analysis varies, each a list: metric "
+                   "(dice@<fraction>, spearman), human (all, correct), map_size, sigma (extra smoothing of the human "
+                   "maps, display pixels), ep_area (null: every area the attribution has), level (image, pair), "
+                   "target (true, contrast). Missing keys take the defaults of ferjax.multiverse.DEFAULT_GRID.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (tables).")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Folder for index.html.")
 @click.option("--metrics", type=click.Path(path_type=Path), default=None)
 @click.option("--plots", type=click.Path(path_type=Path), default=None)
 @_user_errors
-def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir, size, boot, seed,
-                pointing_tolerance, pointing_ep_areas, randomize_ep_images, randomize_draws, out, report, metrics,
-                plots):
-    """Compare the network's explanations and accuracy with people's.
+def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir, sanity_json, size, boot, seed,
+                grid, out, report, metrics, plots):
+    """Compare the network's explanations and accuracy with people's, and say how robust the answer is.
 
-    Scores every method (CAM, GradCAM, EP at each area; true-class and
-    contrast targets) and the baselines (centre Gaussian, leave-one-out face
-    prior, shuffled human map) against the human maps, from all trials and
-    from correct trials only, per image and per ordered pair (the reference
-    study's 56 maps): Dice and IoU at several top fractions, Spearman, CC, KL,
-    SIM, NSS and AUC-Judd (clicks as fixations). Writes OUT/ranking.csv (mean,
-    bootstrap 95% interval, rank, Holm-corrected paired tests against the
-    best method, Harmonization alignment = Spearman / noise ceiling),
-    OUT/by_class.csv and OUT/accuracy_pairs.csv (people vs network per pair,
-    McNemar on shared trials). METRICS gets the headline numbers; REPORT gets
-    a self-contained index.html; PLOTS gets compare_methods.csv and
-    accuracy_pairs.csv.
+    \b
+    Maps: scores every method (CAM, GradCAM, EP at each area; true-class and
+      contrast targets) and the baselines (centre Gaussian, leave-one-out face
+      prior, shuffled human map) against the human maps, from all trials and
+      from correct trials only, per image and per ordered pair (the reference
+      study's 56 maps): Dice and IoU at several top fractions, Spearman, CC,
+      KL, SIM, NSS and AUC-Judd (clicks as fixations), with bootstrap 95%
+      intervals and Holm-corrected paired tests against the best.
+    Robustness: reruns the comparison over the grid of analysis choices
+      (--grid) and reports how often each method ranks first, among the
+      explanation methods and among all candidates, and which choice most
+      often changes the winner (ferjax.multiverse).
+    Percent correct: people and the network per ordered pair, McNemar tests
+      on shared trials, the 2AFC confusion matrices.
+    Trial level: error consistency (Cohen's kappa of the correct/wrong
+      pattern, Geirhos et al. 2020) of the network with each person, on the
+      full face and on what that person uncovered, and of every pair of
+      people (the ceiling), with bootstrap intervals over stimuli; and the
+      performance concordance (per-image accuracy aggregated over people).
 
-    Also runs two sanity checks of the explanations (:mod:`ferjax.sanity`),
-    reported under `sanity` in METRICS and in the log: the pointing game
-    (Zhang et al. 2016, as TorchRay's benchmark plays it: is the peak of each
-    method's true-class map within the tolerance of the expression's
-    action-unit regions, on the correctly classified stimuli with AU ground
-    truth) and the model-randomisation test (Adebayo et al. 2018: Spearman
-    correlation of the maps of the trained network with those of the network
-    re-initialised from the head down).
+    Writes OUT/ranking.csv, by_class.csv, accuracy_pairs.csv, variants.csv
+    (one row per analysis variant) and agreement.csv (kappa per participant).
+    METRICS gets the headline numbers with a plain-language `verdict`,
+    `robustness` and `agreement`; REPORT gets a self-contained index.html that
+    answers first; PLOTS gets compare_methods.csv and accuracy_pairs.csv.
 
-    Params (section `compare`): map_size, boot, seed, pointing_tolerance,
-    pointing_ep_areas, randomize_ep_images, randomize_draws.
+    Params (section `compare`): map_size, boot, seed, grid.
     """
-    import json
+    import time
 
-    from ferjax import study as compare_study
+    from tqdm import tqdm
 
-    try:
-        ep_areas = tuple(float(a) for a in str(pointing_ep_areas).split(",") if a.strip())
-    except ValueError:
-        raise InputError("--pointing-ep-areas", None, f"not a list of numbers: {pointing_ep_areas!r}",
-                         "give areas in (0, 1) separated by commas, e.g. 0.025,0.05,0.1,0.2") from None
-    if any(not 0 < a < 1 for a in ep_areas):
-        raise InputError("--pointing-ep-areas", None, f"areas must lie in (0, 1), got {pointing_ep_areas!r}",
-                         "give areas in (0, 1) separated by commas, e.g. 0.025,0.05,0.1,0.2")
+    from ferjax import multiverse, study
 
     trials, clicks = human.load_logs(logs)
     with np.load(Path(human_dir) / "maps.npz") as z:
@@ -270,7 +119,8 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
     with np.load(Path(attr_dir) / "maps.npz") as z:
         am = {k: z[k] for k in z.files}
     index = pd.read_csv(Path(attr_dir) / "index.csv")
-    people = json.loads(Path(human_metrics).read_text())
+    people = _read_json(human_metrics, "run `ferjax human` first")
+    sanity = _read_json(sanity_json, "run `ferjax sanity` first") if sanity_json else None
     stim = pd.read_csv(Path(model_dir) / "stimuli_2afc.csv")
     seen_csv = Path(model_dir) / "seen_2afc.csv"
     seen = pd.read_csv(seen_csv) if seen_csv.exists() else None
@@ -279,37 +129,63 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
         raise InputError(Path(attr_dir) / "index.csv", "column 'filename'",
                          "the explained stimuli differ from the images in the human maps",
                          "run `ferjax attribute` and `ferjax human` on the same study")
+    areas = [float(a) for a in np.atleast_1d(am["areas"])]
+    targets = [t for t in ("true", "contrast") if f"ep_{t}" in am]
+    grid = multiverse.check_grid(_read_grid(grid), areas, targets)
     order = pd.Index(index["filename"]).get_indexer(filenames)
+    maps = {k: v[order] for k, v in am.items() if v.ndim >= 3}
     points, valid = _click_points(clicks, filenames)
-    result = compare_study.run(hm, {k: v[order] for k, v in am.items() if v.ndim >= 3}, am["areas"], trials,
-                               filenames, points, valid, ceiling=people["reliability"]["spearman_brown"],
-                               size=size, n_boot=boot, seed=seed)
-    accuracy = compare_study.accuracy(trials, stim, seen)
-    headline = compare_study.headline(result["ranking"], accuracy, people)
-    headline["sanity"] = sanity_checks(model_dir, stimuli_dir, attr_dir, index, am, seed=seed,
-                                       tolerance=pointing_tolerance, ep_areas=ep_areas,
-                                       ep_images=randomize_ep_images,
-                                       draws=randomize_draws)
+    result = study.run(hm, maps, areas, trials, filenames, points, valid,
+                       ceiling=people["reliability"]["spearman_brown"], size=size, n_boot=boot, seed=seed)
+    accuracy = study.accuracy(trials, stim, seen)
+    headline = study.headline(result["ranking"], accuracy, people)
+    trial_level = study.trial_agreement(trials, stim, seen, n_boot=boot, seed=seed)
+    method_maps = {(label, t): maps[f"{key}_{t}"] for t in targets
+                   for key, label in (("cam", "CAM"), ("gradcam", "GradCAM"), ("ep", "EP"))}
+    steps = len(grid["map_size"]) * len(grid["human"]) * len(grid["sigma"]) * len(grid["level"])
+    start = time.perf_counter()
+    with tqdm(total=steps, desc="analysis variants", disable=None, leave=False) as bar:
+        variants = multiverse.run({k: hm[f"image_{k}"] for k in grid["human"]}, method_maps, areas, filenames,
+                                  trials, grid, seed=seed, progress=bar.update)
+    robustness = multiverse.summarise(variants)
+    grid_seconds = time.perf_counter() - start
+    # per-person and per-pair values go to agreement.csv and the report, not to the metrics `dvc metrics diff` lists
+    headline["agreement"] = {
+        "error_consistency": {k: {f: v for f, v in ec.items() if f not in ("per_participant", "per_pair")}
+                              for k, ec in trial_level["error_consistency"].items()},
+        "concordance": trial_level["concordance"]}
+    headline["robustness"] = robustness
+    headline["verdict"] = study.verdict(result, result["ranking"], headline, robustness, trial_level)
+    per_person = pd.DataFrame({"participant": trial_level["participants"],
+                               **{f"kappa_{k}": trial_level["error_consistency"][k]["per_participant"]
+                                  for k in ("network", "network_seen") if k in trial_level["error_consistency"]}})
     with files.atomic_path(out, directory=True) as tmp:
         files.write_csv(tmp / "ranking.csv", result["ranking"])
         files.write_csv(tmp / "by_class.csv", result["by_class"])
         files.write_csv(tmp / "accuracy_pairs.csv", accuracy["pairs"])
-        files.write_json(tmp / "provenance.json", stamp({"size": size, "boot": boot, "seed": seed,
-                                                          "pointing_tolerance": pointing_tolerance,
-                                                          "pointing_ep_areas": list(ep_areas),
-                                                          "randomize_ep_images": randomize_ep_images,
-                                                          "randomize_draws": randomize_draws}))
+        files.write_csv(tmp / "variants.csv", variants)
+        files.write_csv(tmp / "agreement.csv", per_person)
+        files.write_json(tmp / "provenance.json", stamp({"size": size, "boot": boot, "seed": seed, "grid": grid}))
     if plots:
-        files.write_csv(Path(plots) / "compare_methods.csv", compare_study.methods_plot(result["ranking"]))
+        files.write_csv(Path(plots) / "compare_methods.csv", study.methods_plot(result["ranking"]))
         files.write_csv(Path(plots) / "accuracy_pairs.csv", accuracy["pairs"][["pair", "people", "model", "model_seen"]])
     if report:
-        people, _, pairs = result["pairs"]["all"]
-        faces = mean_faces(stimuli_dir, filenames, pairs, trials, people.shape[-1])
-        html_text = compare_study.build_report(result, accuracy, headline, faces,
-                                               provenance=json.loads((Path(model_dir) / "provenance.json").read_text()))
+        from ferjax import study_report
+
+        pair_people, _, pairs = result["pairs"]["all"]
+        faces = mean_faces(stimuli_dir, filenames, pairs, trials, pair_people.shape[-1])
+        provenance = {"compare": stamp({"size": size, "boot": boot, "seed": seed, "grid": grid}),
+                      "model": _read_json(Path(model_dir) / "provenance.json", "re-run `ferjax train`"),
+                      "attribution": _read_json(Path(attr_dir) / "provenance.json", "re-run `ferjax attribute`")}
+        html_text = study_report.build(result, accuracy, headline, trial_level, variants, faces, sanity=sanity,
+                                       provenance=provenance)
         with files.atomic_path(Path(report) / "index.html") as tmp:
             tmp.write_text(html_text)
     if metrics:
         files.write_json(metrics, headline)
-    click.echo(compare_study.log_text(result["ranking"], headline))
-    click.echo(sanity_text(headline["sanity"]))
+    click.echo(study.log_text(result["ranking"], headline))
+    rob = robustness
+    click.echo(f"robustness: {rob['variants']} analysis variants in {grid_seconds:.0f} s; first among the methods: "
+               + ", ".join(f"{k} {v:.0%}" for k, v in rob["first_among_methods"].items())
+               + f"; the choice that most often changes the winner: {rob['most_influential']}")
+    click.echo(f"verdict: {headline['verdict']['text']}")

@@ -32,9 +32,15 @@ def _bar(total, desc):
               help="1 = grayscale, 3 = RGB.")
 @click.option("--noise", type=click.FloatRange(0), default=0.02, show_default=True,
               help="Sensor noise SD, in units of full intensity.")
+@click.option("--strength", default=",".join(f"{v:g}" for v in render.STRENGTH), show_default=True,
+              help="LO,HI: each face's expression strength, uniform in [LO, HI], scales its prototype action "
+                   "units (subtle expressions are harder).")
+@click.option("--blend", type=click.FloatRange(0, 1), default=render.BLEND, show_default=True,
+              help="Largest weight with which a face takes on the action units of its class's nearest other "
+                   "expression (ambiguous faces; 0: none).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_user_errors
-def synth(out, per_class, size, channels, noise, seed):
+def synth(out, per_class, size, channels, noise, strength, blend, seed):
     """Render the synthetic face pool that stands in for AffectNet.
 
     Writes PER_CLASS faces of each of the 8 classes in the reference layout
@@ -45,9 +51,16 @@ def synth(out, per_class, size, channels, noise, seed):
     The repository ships this output as data/ (tracked by data.dvc), made with
     the defaults here; regenerate it with `ferjax synth && dvc add data`.
     """
+    try:
+        lo, hi = (float(v) for v in str(strength).split(","))
+    except ValueError:
+        raise InputError("--strength", None, f"{strength!r} is not LO,HI", "e.g. --strength 0.7,1") from None
+    if not 0 <= lo <= hi <= 1:
+        raise InputError("--strength", None, f"need 0 <= LO <= HI <= 1, got {strength!r}")
     bar = _bar(per_class * len(NAMES), "rendering")
     images, labels, names, intensities, regions = render.render_study(
-        per_class, size=size, channels=int(channels), seed=seed, noise=noise, progress=bar.update)
+        per_class, size=size, channels=int(channels), seed=seed, noise=noise, progress=bar.update,
+        strength=(lo, hi), blend=blend)
     bar.close()
     with files.atomic_path(out, directory=True) as tmp:
         for name, image in zip(names, images):
@@ -57,7 +70,8 @@ def synth(out, per_class, size, channels, noise, seed):
                        intensities=intensities, regions=np.packbits(regions, axis=-1),
                        regions_shape=np.array(regions.shape))
         files.write_json(tmp / "provenance.json", stamp(
-            {"per_class": per_class, "size": size, "channels": int(channels), "noise": noise, "seed": seed},
+            {"per_class": per_class, "size": size, "channels": int(channels), "noise": noise,
+             "strength": [lo, hi], "blend": blend, "seed": seed},
             study="synthetic: rendered faces with known action-unit regions (ferjax.render)"))
     click.echo(f"wrote {len(names)} synthetic faces to {out}/faces")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ferjax import files, human, participants
+from ferjax import agreement, files, human, participants
 from ferjax.commands.data import read_ground_truth
 from ferjax.errors import InputError
 from ferjax.errors import cli_errors as _user_errors
@@ -25,23 +25,34 @@ from ferjax.provenance import stamp
 @click.option("--radius", type=click.FloatRange(0, min_open=True), default=15.0, show_default=True,
               help="Reveal-disk radius in display pixels.")
 @click.option("--display-size", type=click.IntRange(16), default=256, show_default=True)
+@click.option("--reading-noise", type=click.FloatRange(0), default=None,
+              help="SD of a person's reading of each action unit's intensity, per trial (default 0.05). The "
+                   "faces' own ambiguity is shared by everyone; this noise is each person's own: 0 makes everyone "
+                   "read a face the same way (errors highly consistent across people), larger values make errors "
+                   "more idiosyncratic and lower percent correct.")
 @click.option("--behaviour", "behaviour_json", default="{}", show_default=True,
-              help="JSON object overriding participant behaviour (criterion, sensitivity, lapse, ...).")
+              help="JSON object overriding other participant behaviour (criterion, collapse, sensitivity, lapse, "
+                   "give_up, ...; see ferjax.participants.Behaviour).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Log folder to write.")
 @click.option("--metrics", type=click.Path(path_type=Path), default=None)
 @_user_errors
-def simulate(stimuli_dir, n_participants, seed, radius, display_size, behaviour_json, out, metrics):
+def simulate(stimuli_dir, n_participants, seed, radius, display_size, reading_noise, behaviour_json, out,
+             metrics):
     """Run simulated participants through the reveal-and-choose task.
 
     Writes click logs in exactly the reference program's layout: one folder
     OUT/<yymmdd>_<participant> per person with choices.csv
     (filename,true,false,chosen,correct,time,count) and clicks.csv
     (filename,x_pos,y_pos,time). METRICS gets percent correct (0-click trials
-    scored wrong, as in the reference), clicks and time per trial, and the
-    hardest and easiest pairs. These are simulated people, not data.
+    scored wrong, as in the reference), clicks and time per trial, the
+    hardest and easiest pairs, and how much people agree on which faces are
+    hard: person-to-person error consistency (Cohen's kappa of the
+    correct/wrong pattern, Geirhos et al. 2020) with a bootstrap interval over
+    stimuli, the spread of per-image percent correct and the pair-accuracy
+    range beside the reference study's. These are simulated people, not data.
 
     Params (section `simulate`): participants, seed, radius, display_size,
-    behaviour (see ferjax.participants.Behaviour).
+    reading_noise, behaviour (see ferjax.participants.Behaviour).
     """
     import json
 
@@ -54,7 +65,10 @@ def simulate(stimuli_dir, n_participants, seed, radius, display_size, behaviour_
     if regions_npz.exists():
         intensities, masks = read_ground_truth(regions_npz, list(trials["filename"]))
     try:
-        behaviour = participants.Behaviour(**json.loads(behaviour_json))
+        overrides = json.loads(behaviour_json)
+        if reading_noise is not None:
+            overrides["reading_noise"] = reading_noise
+        behaviour = participants.Behaviour(**overrides)
     except (TypeError, ValueError) as err:
         raise InputError("--behaviour", None, f"not valid behaviour settings ({err})") from None
     log, clicks, dates = participants.simulate(
@@ -176,6 +190,7 @@ def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, si
         "correlations": {k: float(v) for k, v in correlations.items()},
         "reliability": {"spearman_brown": float(reliability["mean"]), "sd": float(reliability["std"]),
                         "splits": splits},
+        **agreement.image_difficulty(trials, seed=seed),
     }
     params = dict(options)
     params.update(logs=str(logs), splits=splits, seed=seed)

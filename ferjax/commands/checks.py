@@ -1,0 +1,248 @@
+"""The `sanity` stage: do the explanations explain the network? (Pointing game, model randomisation.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ferjax import files
+from ferjax.errors import InputError
+from ferjax.errors import cli_errors as _user_errors
+from ferjax.labels import NAMES
+from ferjax.provenance import stamp
+
+POINTING_EP_AREAS = (0.025, 0.05, 0.1, 0.2)  # TorchRay's pointing-game benchmark (VOC 2007)
+
+
+def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed=0, tolerance=15.0,
+                  ep_areas=POINTING_EP_AREAS, ep_images=16, draws=5, keep_maps=False) -> dict:
+    """The attribution sanity checks of :mod:`ferjax.sanity` on the study: metrics/compare.json's `sanity`.
+
+    Pointing game, with the protocol of TorchRay's pointing-game benchmark
+    (the reference implementation of Extremal Perturbation): the true-class
+    maps of the stimuli the network classifies correctly (8-way argmax;
+    one_vs_one: the pair network's answer) and that have AU ground truth
+    (stimuli/regions.npz; neutral faces have none), against the union of
+    their expression's AU regions, at the model's input size. ``tolerance``
+    is in pixels at 224 px (Zhang et al.'s 15) and scales with the map side
+    (4.3 px at 64). The saved maps (attribution/maps.npz) are scored, and EP
+    once more as that benchmark points with it: Extremal Perturbation on those
+    stimuli at ``ep_areas`` (its 0.025, 0.05, 0.1, 0.2) with the attribution's
+    other settings, the masks summed (areas the attribution already has are
+    reused, the others run here). Each method reports the
+    hit rate, TorchRay's class-averaged rate and the strict rate (tolerance 0);
+    with ``keep_maps`` the pointing game's entry also holds the scored maps
+    (``maps``: name -> (n, H, W)) and their stimulus ``rows``.
+    Model randomisation: the network
+    re-initialised with its own initialisers ``draws`` times (keys
+    ``fold_in(key(seed), d)``), cascading from the head ("head") to every
+    layer ("all"); CAM and GradCAM recomputed on every stimulus, Extremal
+    Perturbation with the settings the attribution was made with
+    (attribution/provenance.json) on ``ep_images`` stimuli spread evenly over
+    the index (0: none).
+    """
+    import json
+
+    import jax
+
+    from ferjax import attribution, model, sanity
+    from ferjax.commands import network
+    from ferjax.commands.data import read_ground_truth
+
+    params, features, classifier, spec = network.load_model(model_dir)
+    prov_path = Path(attr_dir) / "provenance.json"
+    try:
+        ep = json.loads(prov_path.read_text())["params"]
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(prov_path, None, f"cannot read the attribution settings ({err})",
+                         "re-run `ferjax attribute`") from None
+    filenames, n = list(index["filename"]), len(index)
+    true, foil = index["true"].to_numpy(), index["foil"].to_numpy()
+    images = network._to_model(network._stimulus_images(stimuli_dir, filenames, spec["size"], spec["channels"]),
+                               spec["size"], spec["channels"])
+    ovo, batch = spec["mode"] == "one_vs_one", int(ep.get("batch", 35))
+    groups = network.networks(spec, true, foil)
+
+    def explain(fn, rows_subset=None, size=batch):
+        """``params -> maps`` of ``fn`` on the stimuli (or ``rows_subset``), each by its network, ``size`` a call."""
+        def run(p):
+            out = None
+            for k, rows, t, _ in groups:
+                pick = np.ones(len(rows), bool) if rows_subset is None else np.isin(rows, rows_subset)
+                pk = jax.tree.map(lambda a, k=k: a[k], p) if ovo else p
+                for s in range(0, int(pick.sum()), size):
+                    r, tk = rows[pick][s:s + size], t[pick][s:s + size]
+                    m = np.asarray(fn(features, classifier, pk, images[r], tk))
+                    out = np.zeros((n, *m.shape[1:]), np.float32) if out is None else out
+                    out[r] = m
+            return out if rows_subset is None else out[rows_subset]
+        return run
+
+    # Which stimuli the network classifies correctly (one_vs_one: its pair network's 2AFC answer).
+    correct = np.zeros(n, bool)
+    for k, rows, t, f in groups:
+        pk = jax.tree.map(lambda a, k=k: a[k], params) if ovo else params
+        z = np.concatenate([np.asarray(model.logits(features, classifier, pk, images[rows[s:s + batch]]))
+                            for s in range(0, len(rows), batch)])
+        correct[rows] = z[np.arange(len(rows)), t] > z[np.arange(len(rows)), f] if ovo else z.argmax(1) == t
+    areas = [float(a) for a in np.atleast_1d(attributions["areas"])] if "ep_true" in attributions else []
+    maps = {"CAM true": attributions["cam_true"], "GradCAM true": attributions["gradcam_true"]}
+    maps.update({f"EP {a:g} true": attributions["ep_true"][:, i] for i, a in enumerate(areas)})
+
+    settings = {k: ep[k] for k in ("variant", "max_iter", "step", "sigma", "scale_to", "jitter", "preset")}
+
+    def ep_masks(areas):
+        def fn(features, classifier, p, x, t):
+            return attribution.extremal_perturbation(features, classifier, p, x, t, areas=tuple(areas),
+                                                     **settings)["masks"]
+        return fn
+
+    regions_npz = Path(stimuli_dir) / "regions.npz"
+    pointing = None
+    if regions_npz.exists():
+        intensities, au_regions = read_ground_truth(regions_npz, filenames)
+        side = int(attributions["cam_true"].shape[-1])
+        regions = sanity.expression_regions(au_regions, intensities, true, size=side)
+        has = regions.any((1, 2))
+        keep = correct & has
+        rows, labels = np.flatnonzero(keep), true[keep]
+        tolerance_px = float(tolerance) * side / 224.0
+        pointing = {"images": int(keep.sum()), "without_regions": int((~has).sum()),
+                    "misclassified": int((has & ~correct).sum()), "tolerance": float(tolerance),
+                    "tolerance_px": tolerance_px, "ties": "all",
+                    "region_share": float(regions[keep].mean()) if keep.any() else None, "methods": {}}
+        scored = {name: m[keep] for name, m in maps.items()}
+        if ep_areas and len(rows):
+            # areas the attribute stage already ran (same settings, same network) are reused
+            saved = {a: attributions["ep_true"][rows, i] for i, a in enumerate(areas) if a in ep_areas}
+            missing = [a for a in ep_areas if a not in saved]
+            total = sum(saved.values()) if saved else 0.0
+            if missing:
+                total = total + explain(ep_masks(missing), rows)(params).sum(1)
+            scored[f"EP {'+'.join(f'{a:g}' for a in ep_areas)} true"] = total
+        for name, m in scored.items():
+            hits = sanity.pointing_game(m, regions[keep], tolerance=tolerance_px)
+            strict = sanity.pointing_game(m, regions[keep])
+            by_class = {NAMES[c]: float(hits[labels == c].mean()) for c in np.unique(labels)}
+            pointing["methods"][name] = {
+                "hit_rate": float(hits.mean()) if len(hits) else None, "hits": int(hits.sum()),
+                "class_mean": float(np.mean(list(by_class.values()))) if by_class else None,
+                "strict_hit_rate": float(strict.mean()) if len(strict) else None, "by_class": by_class}
+        if keep_maps:
+            pointing.update(maps=scored, rows=rows)
+
+    init, levels = network.model_init(spec), {"head": [], "all": []}
+    for d in range(draws):
+        drawn = sanity.cascade(params, init, jax.random.fold_in(jax.random.key(seed), d),
+                               [("head", ["head"]), ("all", None)])
+        for level, p in drawn.items():
+            levels[level].append(p)
+    # the `batch` setting sizes EP's calls; one forward (and backward) pass per image can take more at once
+    wide = max(batch, 128)
+    methods = {"CAM true": explain(attribution.cam, size=wide), "GradCAM true": explain(attribution.gradcam, size=wide)}
+    ep_rows = np.unique(np.linspace(0, n - 1, min(ep_images, n)).round().astype(int)) if ep_images else []
+    if areas and len(ep_rows):
+        methods[f"EP {','.join(f'{a:g}' for a in areas)} true"] = explain(ep_masks(areas), ep_rows)
+    randomization = {"scheme": "cascading: the head re-initialised ('head'), then every layer ('all')",
+                     "seed": seed, "draws": draws, "ep_images": len(ep_rows),
+                     "methods": sanity.randomization_test(methods, params, levels)}
+    return {"pointing_game": pointing, "randomization": randomization}
+
+
+def sanity_text(checks) -> str:
+    """The sanity checks' lines of the stage log."""
+    lines = []
+    pg = checks["pointing_game"]
+    if pg is None:
+        lines.append("pointing game: skipped (the stimuli have no AU ground truth, stimuli/regions.npz)")
+    else:
+        share = "n/a" if pg["region_share"] is None else f"{pg['region_share']:.1%}"
+        lines.append(f"pointing game (peak of the true-class map within {pg['tolerance_px']:.1f} px of the "
+                     f"expression's AU regions; {pg['images']} correctly classified stimuli with AU regions, which "
+                     f"cover {share} of the image) [class mean; strict, 0 px]:")
+        for name, v in pg["methods"].items():
+            rate = v["hit_rate"]
+            lines.append(f"  {name:26s} " + ("n/a" if rate is None else
+                                             f"{rate:.3f} [{v['class_mean']:.3f}; {v['strict_hit_rate']:.3f}]")
+                         + ("  (below 0.90)" if rate is not None and rate < 0.9 else ""))
+    rnd = checks["randomization"]
+    lines.append(f"model randomisation (Spearman with the trained network's maps, mean over images and "
+                 f"{rnd['draws']} random draws [range over draws]; cascading head -> all):")
+    for name, levels in rnd["methods"].items():
+        parts = [f"{lvl} {v['spearman']:.3f} [{min(v['draws']):.2f}, {max(v['draws']):.2f}]"
+                 + (f" ({v['constant']} constant maps left out)" if v["constant"] else "") for lvl, v in levels.items()]
+        worst = max(v["spearman"] for v in levels.values())
+        lines.append(f"  {name:18s} " + ", ".join(parts) + ("" if worst < 0.5 else "  (not below 0.5)"))
+    return "\n".join(lines)
+
+
+@click.command("sanity")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Output of `ferjax train`.")
+@click.option("--stimuli", "stimuli_dir", type=click.Path(path_type=Path), required=True,
+              help="Output of `ferjax stimuli` (regions.npz holds the action-unit ground truth, if any).")
+@click.option("--attribution", "attr_dir", type=click.Path(path_type=Path), required=True,
+              help="Output of `ferjax attribute` (its maps, and the settings EP is re-run with).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the randomised networks.")
+@click.option("--pointing-tolerance", type=click.FloatRange(0), default=15.0, show_default=True,
+              help="Pointing game: a peak this many pixels from the AU regions still hits, in pixels at 224 px "
+                   "(Zhang et al.'s 15), scaled to the map side: 4.3 px at 64. Strict rates (0) are reported too.")
+@click.option("--pointing-ep-areas", default="0.025,0.05,0.1,0.2", show_default=True,
+              help="Pointing game: also re-run Extremal Perturbation at these areas and point with the sum of its "
+                   "masks, as TorchRay's pointing-game benchmark does (empty: score the saved EP maps only).")
+@click.option("--randomize-ep-images", type=click.IntRange(0), default=16, show_default=True,
+              help="Model randomisation test: stimuli Extremal Perturbation is re-run on (0: leave EP out).")
+@click.option("--randomize-draws", type=click.IntRange(1), default=5, show_default=True,
+              help="Model randomisation test: random re-initialisations averaged over.")
+@click.option("--metrics", type=click.Path(path_type=Path), required=True, help="JSON file to write the checks to.")
+@_user_errors
+def sanity_cmd(model_dir, stimuli_dir, attr_dir, seed, pointing_tolerance, pointing_ep_areas, randomize_ep_images,
+               randomize_draws, metrics):
+    """Check that the explanations explain the network, before comparing them with people.
+
+    Two checks from the attribution literature, on the `attribute` stage's
+    maps and settings:
+
+    \b
+    pointing game (Zhang et al. 2016, as TorchRay's benchmark plays it): is
+      the peak of each method's true-class map within the tolerance of the
+      expression's action-unit regions, on the correctly classified stimuli
+      with AU ground truth (stimuli/regions.npz; skipped without it);
+    model randomisation (Adebayo et al. 2018): the Spearman correlation of
+      the trained network's maps with those of the network re-initialised
+      from the head down ('head') and entirely ('all'); a method whose maps
+      barely change is not explaining the network (below 0.5 passes).
+
+    METRICS gets both, with per-class pointing rates and per-draw
+    correlations; the log prints them. The `compare` stage shows them in the
+    report.
+
+    Params (section `sanity`): seed, pointing_tolerance, pointing_ep_areas,
+    randomize_ep_images, randomize_draws.
+    """
+    import pandas as pd
+
+    try:
+        ep_areas = tuple(float(a) for a in str(pointing_ep_areas).split(",") if a.strip())
+    except ValueError:
+        raise InputError("--pointing-ep-areas", None, f"not a list of numbers: {pointing_ep_areas!r}",
+                         "give areas in (0, 1) separated by commas, e.g. 0.025,0.05,0.1,0.2") from None
+    if any(not 0 < a < 1 for a in ep_areas):
+        raise InputError("--pointing-ep-areas", None, f"areas must lie in (0, 1), got {pointing_ep_areas!r}",
+                         "give areas in (0, 1) separated by commas, e.g. 0.025,0.05,0.1,0.2")
+    index_csv = Path(attr_dir) / "index.csv"
+    try:
+        index = pd.read_csv(index_csv)
+        with np.load(Path(attr_dir) / "maps.npz") as z:
+            maps = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as err:
+        raise InputError(attr_dir, None, f"cannot read the attribution ({err})", "run `ferjax attribute` first") \
+            from None
+    checks = sanity_checks(model_dir, stimuli_dir, attr_dir, index, maps, seed=seed, tolerance=pointing_tolerance,
+                           ep_areas=ep_areas, ep_images=randomize_ep_images, draws=randomize_draws)
+    checks["settings"] = stamp({"seed": seed, "pointing_tolerance": pointing_tolerance,
+                                "pointing_ep_areas": list(ep_areas), "randomize_ep_images": randomize_ep_images,
+                                "randomize_draws": randomize_draws})
+    files.write_json(metrics, checks)
+    click.echo(sanity_text(checks))
