@@ -1,11 +1,15 @@
 """Class activation maps: CAM and GradCAM, in JAX.
 
-A model is two pure functions::
+A model is two pure functions (:mod:`ferjax.network`)::
 
-    features(params, images)   -> A, shape (N, h, w, K)   images: (N, H, W, 3) NHWC float32
-    classifier(params, pooled) -> y, shape (N, C)         pooled = mean_{h,w} A, shape (N, K)
+    features(params, images)   -> A, shape (N, h, w, K)   images: (N, H, W, C) NHWC float32
+    head(params, A)            -> y, shape (N, C)
 
-and ``logits = classifier(params, mean_{h,w} features(params, images))``.
+given either as a :class:`ferjax.network.Head` of the maps, or as a
+classifier of the pooled maps, ``classifier(params, mean_{h,w} A)`` (the
+networks of :mod:`ferjax.model`). Before use, both functions go through
+:func:`ferjax.rewrite.fast_gradients`, so that any network's convolutions,
+whoever wrote them, take ferjax's fast gradient rules.
 
 **CAM** (Zhou, Khosla, Lapedriza, Oliva & Torralba, "Learning Deep Features
 for Discriminative Localization", CVPR 2016). With an affine classifier
@@ -13,8 +17,10 @@ for Discriminative Localization", CVPR 2016). With an affine classifier
 
     CAM_c(u, v) = sum_k W[k, c] A_k(u, v)            (bias b left out)
 
-``W`` is read off the classifier by linearisation, ``W[:, c] = d y_c / d pooled``
-at ``pooled = 0``; a classifier that is not affine raises :class:`ValueError`.
+``W`` is read off the head by linearisation, ``W[:, c] = d y_c / d pooled`` at
+``pooled = 0`` (for a head of the maps, on maps constant over space). A head
+that is not global average pooling followed by an affine map raises
+:class:`ValueError` naming the check it fails.
 
 **GradCAM** (Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra,
 "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
@@ -23,8 +29,8 @@ Localization", ICCV 2017)::
     alpha_k     = (1 / hw) sum_{u,v} d y_c / d A_k(u, v)
     GradCAM_c   = ReLU(sum_k alpha_k A_k)
 
-The gradient is taken with ``jax.vjp`` of ``classifier(params, mean_{h,w} A)``
-with respect to ``A`` (nothing flows back through the convolutions). On a
+The gradient is taken with ``jax.vjp`` of ``head(params, A)`` with respect to
+``A`` (nothing flows back through the convolutions), so any head works. On a
 GAP-linear network ``alpha_k = W[k, c] / hw``, so GradCAM is CAM / hw.
 
 **Targets.** ``targets`` is either an int array (N,) of classes, or (N, 2)
@@ -60,7 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ferjax import sharding
+from ferjax import network, rewrite, sharding
 from ferjax.perturbation import extremal_perturbation
 
 __all__ = ["cam", "gradcam", "classifier_weights", "extremal_perturbation"]
@@ -121,13 +127,23 @@ def _affine_residuals(classifier, params, k: int):
     return w, errors, scales
 
 
-def _raise_unless_affine(errors, scales, atol: float = 1e-4, rtol: float = 1e-3):
+def _too_large(err, scale, atol: float = 1e-4, rtol: float = 1e-3) -> bool:
+    return not np.isfinite(err) or err > atol + rtol * scale
+
+
+def _raise_unless_affine(errors, scales, gap=None):
+    """ValueError naming the first check a head fails that CAM needs: global average pooling, then affine."""
+    if gap is not None and _too_large(*(float(v) for v in gap)):
+        raise ValueError(
+            "CAM needs a head that averages the feature maps over space and then applies an affine map "
+            f"(y = W^T mean_hw(A) + b); this head depends on where in the maps the features are (max error "
+            f"{float(gap[0]):.3g}), as a convolution or a flatten-then-dense layer does. Use gradcam(), or split "
+            "the network at a layer after which the head is global average pooling and an affine map.")
     for name, err, scale in zip(_AFFINE_CHECKS, np.asarray(errors), np.asarray(scales)):
-        if not np.isfinite(err) or err > atol + rtol * scale:
+        if _too_large(err, scale):
             raise ValueError(
-                "CAM needs an affine classifier (pooled @ W + b) on the globally "
-                f"average-pooled features; this classifier fails {name} "
-                f"(max error {err:.3g}). Use gradcam() for non-linear heads.")
+                "CAM needs an affine classifier (pooled @ W + b) on the globally average-pooled features; "
+                f"this classifier fails {name} (max error {err:.3g}). Use gradcam() for non-linear heads.")
 
 
 def classifier_weights(classifier, params, k: int, *, check: bool = True):
@@ -144,28 +160,45 @@ def classifier_weights(classifier, params, k: int, *, check: bool = True):
 
 
 def _jacobian_weights(classifier, params, k: int):
-    """(K, C): the Jacobian of ``classifier(params, .)`` at pooled = 0, transposed."""
-    return jax.jacobian(lambda z: classifier(params, z[None])[0])(jnp.zeros((k,), jnp.float32)).T
+    """(K, C): the Jacobian of ``classifier(params, .)`` at pooled = 0, transposed.
+
+    One reverse pass per class rather than ``jax.jacobian``, which vmaps the
+    pullback: a network imported as an exported function has no vmap rule.
+    """
+    y, pullback = jax.vjp(lambda z: classifier(params, z[None])[0], jnp.zeros((k,), jnp.float32))
+    eye = jnp.eye(y.shape[0], dtype=y.dtype)
+    return jnp.stack([pullback(eye[c])[0] for c in range(y.shape[0])], axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("features", "contrast", "relu", "normalize",
+def _prepare(features, head, fast):
+    """The model's functions as used inside a traced attribution program (fast convolution gradients)."""
+    if not fast:
+        return features, head
+    return rewrite.fast_gradients(features), rewrite.fast_gradients(head)
+
+
+@functools.partial(jax.jit, static_argnames=("features", "head", "contrast", "relu", "normalize",
                                              "upsample"))
-def _cam_maps(features, params, images, w, t_true, t_foil, contrast, relu, normalize,
-              upsample):
-    a = features(params, images)                                   # (N, h, w, K)
+def _cam_checked(features, head, params, images, t_true, t_foil, contrast, relu, normalize, upsample):
+    # the head's weights and its checks compile into the same program as the maps:
+    # one dispatch per call (an eager check costs more than the maps on a GPU)
+    shape = jax.eval_shape(features, params, images).shape[1:]       # (h, w, K)
+    w, errors, scales = _affine_residuals(network.pooled_view(head, shape[:2]), params, shape[-1])
+    gap = network.gap_residual(head, params, shape)
+    a = features(params, images)   # no gradient: the maps need no rewriting                                   # (N, h, w, K)
     wc = w.T[t_true]                                               # (N, K)
     if contrast:
         wc = wc - w.T[t_foil]
     raw = jnp.einsum("nhwk,nk->nhw", a, wc, precision="highest")
-    return _postprocess(raw, images.shape[1:3], relu, normalize, upsample)
+    return _postprocess(raw, images.shape[1:3], relu, normalize, upsample), errors, scales, gap
 
 
-@functools.partial(jax.jit, static_argnames=("features", "classifier", "contrast", "relu",
-                                             "normalize", "upsample"))
-def _gradcam_maps(features, classifier, params, images, t_true, t_foil, contrast, relu,
-                  normalize, upsample):
+@functools.partial(jax.jit, static_argnames=("features", "head", "contrast", "relu", "normalize", "upsample",
+                                             "fast"))
+def _gradcam_maps(features, head, params, images, t_true, t_foil, contrast, relu, normalize, upsample, fast):
+    features, head = _prepare(features, head, fast)
     a = features(params, images)                                   # (N, h, w, K)
-    y, pullback = jax.vjp(lambda f: classifier(params, f.mean(axis=(1, 2))), a)
+    y, pullback = jax.vjp(lambda f: head(params, f), a)
     cot = jax.nn.one_hot(t_true, y.shape[-1], dtype=y.dtype)
     if contrast:
         cot = cot - jax.nn.one_hot(t_foil, y.shape[-1], dtype=y.dtype)
@@ -175,15 +208,15 @@ def _gradcam_maps(features, classifier, params, images, t_true, t_foil, contrast
     return _postprocess(raw, images.shape[1:3], relu, normalize, upsample)
 
 
-def cam(features, classifier, params, images, targets, *, relu=True, normalize=True,
-        upsample=True, mesh=None):
+def cam(features, head, params, images, targets, *, relu=True, normalize=True, upsample=True, mesh=None):
     """CAM (Zhou et al., CVPR 2016): ``sum_k W[k, c] A_k``, bias left out.
 
     Args:
-      features, classifier: the model's pure functions (see module docstring);
-        ``classifier`` must be affine in the pooled features.
+      features, head: the model's pure functions (see module docstring);
+        ``head`` a :class:`ferjax.network.Head` or a classifier of the pooled
+        maps, and it must be global average pooling followed by an affine map.
       params: the parameters both take.
-      images: (N, H, W, 3) float32, NHWC.
+      images: (N, H, W, C) float32, NHWC.
       targets: (N,) int classes or (N, 2) int (true, foil) pairs.
       relu, normalize, upsample: post-processing steps (module docstring).
       mesh: a 1-D ``jax.sharding.Mesh`` to split the images over (default:
@@ -193,39 +226,30 @@ def cam(features, classifier, params, images, targets, *, relu=True, normalize=T
       (N, H, W) maps (or (N, h, w) with ``upsample=False``).
 
     Raises:
-      ValueError: the classifier is not affine, or targets are malformed.
+      ValueError: the head is not global average pooling and an affine map
+        (the message names the check it fails), or targets are malformed.
     """
     images = jnp.asarray(images, jnp.float32)
     t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
     n, params, images, t_true, t_foil = sharding.split_batch(mesh, params, images, t_true, t_foil)
-    maps, errors, scales = _cam_checked(features, classifier, params, images, t_true, t_foil,
-                                        contrast, relu, normalize, upsample)
-    _raise_unless_affine(errors, scales)
+    maps, errors, scales, gap = _cam_checked(features, network.as_head(head), params, images, t_true, t_foil,
+                                             contrast, relu, normalize, upsample)
+    _raise_unless_affine(errors, scales, gap)
     return maps[:n]
 
 
-@functools.partial(jax.jit, static_argnames=("features", "classifier", "contrast", "relu",
-                                             "normalize", "upsample"))
-def _cam_checked(features, classifier, params, images, t_true, t_foil, contrast, relu, normalize,
-                 upsample):
-    # the head's weights and its affinity check compile into the same program as the
-    # maps: one dispatch per call (an eager check costs more than the maps on a GPU)
-    k = jax.eval_shape(features, params, images).shape[-1]
-    w, errors, scales = _affine_residuals(classifier, params, k)
-    return _cam_maps(features, params, images, w, t_true, t_foil, contrast, relu, normalize,
-                     upsample), errors, scales
-
-
-def gradcam(features, classifier, params, images, targets, *, relu=True, normalize=True,
-            upsample=True, mesh=None):
+def gradcam(features, head, params, images, targets, *, relu=True, normalize=True, upsample=True, mesh=None,
+            fast_gradients=True):
     """GradCAM (Selvaraju et al., ICCV 2017): ``ReLU(sum_k alpha_k A_k)``.
 
     ``alpha_k`` is the spatial mean of ``d y_c / d A_k``; for a (true, foil)
-    pair, ``y_c = y_true - y_foil``. Arguments (``mesh`` included) and return
-    as :func:`cam`; ``relu=False`` gives the signed map.
+    pair, ``y_c = y_true - y_foil``. Any head works. Arguments (``mesh``
+    included) and return as :func:`cam`; ``relu=False`` gives the signed map;
+    ``fast_gradients=False`` keeps the network's convolutions as they are
+    (:func:`ferjax.rewrite.fast_gradients`; the maps are the same).
     """
     images = jnp.asarray(images, jnp.float32)
     t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
     n, params, images, t_true, t_foil = sharding.split_batch(mesh, params, images, t_true, t_foil)
-    return _gradcam_maps(features, classifier, params, images, t_true, t_foil, contrast,
-                         relu, normalize, upsample)[:n]
+    return _gradcam_maps(features, network.as_head(head), params, images, t_true, t_foil, contrast,
+                         relu, normalize, upsample, bool(fast_gradients))[:n]

@@ -36,13 +36,16 @@ def main(cpu_devices):
       stimuli   write the stimulus set and its 2AFC trial list
       simulate  run simulated participants and write reference-format click logs
       human     rasterize click logs into human maps; people's percent correct
-      train     train the expression network; score it on the people's trials
+      train     train the expression network
+      network   choose the network to study (the trained one, or one imported from
+                Keras or PyTorch); score it on the people's trials
       attribute explain it with CAM, GradCAM and Extremal Perturbation
       sanity    check that the explanations explain the network
       compare   compare maps, percent correct and errors; test the answer's
                 robustness to the analysis choices; write the report
 
-    experiment runs the reveal-and-choose task in the browser.
+    experiment runs the reveal-and-choose task in the browser; launch runs a stage
+    as several processes of one JAX job (train and attribute scale over hosts).
 
     Run `ferjax COMMAND --help` for what each reads, writes and which params apply.
     """
@@ -58,13 +61,17 @@ def main(cpu_devices):
 def _register():
     # The subcommands live in ferjax.commands, one module per part of the pipeline;
     # the experiment's web stack loads only when one of its subcommands runs.
-    from ferjax.commands import checks, comparison, data, network, people
+    from ferjax.commands import checks, cluster, comparison, data, explain, network, people
     from ferjax.experiment.cli import experiment
 
     for command in (data.synth, data.prepare, data.split, data.stimuli, people.simulate, people.human_cmd,
-                    network.train_cmd, network.attribute_cmd, checks.sanity_cmd, comparison.compare_cmd,
-                    experiment):
+                    network.train_cmd, explain.network_cmd, explain.attribute_cmd, checks.sanity_cmd,
+                    comparison.compare_cmd, cluster.launch, experiment):
         main.add_command(command)
 
 
 _register()
+
+
+if __name__ == "__main__":
+    main()

@@ -79,6 +79,36 @@ def save_npz(path, **arrays) -> None:
             zf.writestr(info, buf.getvalue())
 
 
+def npz_rows(path, name: str, rows) -> np.ndarray:
+    """Rows ``rows`` (ascending; repeats allowed) of array ``name`` in an ``.npz``, streamed.
+
+    The member is decompressed front to back and only the rows asked for are
+    kept, so a process that reads its share of a large dataset holds only
+    that share in memory.
+    """
+    rows = np.asarray(rows, np.int64)
+    if rows.size and np.any(np.diff(rows) < 0):
+        raise ValueError("rows must be in ascending order")
+    with zipfile.ZipFile(path) as zf, zf.open(f"{name}.npy") as f:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if fortran or not shape:
+            raise ValueError(f"{path}: {name} must be a C-ordered array with rows")
+        if rows.size and not 0 <= rows[0] <= rows[-1] < shape[0]:
+            raise ValueError(f"{path}: {name} has {shape[0]} rows, asked for row {rows[-1]}")
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        start, out, at = f.tell(), np.empty((len(rows), *shape[1:]), dtype), -1
+        for i, r in enumerate(rows):
+            if r == at:
+                out[i] = out[i - 1]
+                continue
+            f.seek(start + int(r) * row_bytes)   # forward: decompresses and drops the rows between
+            out[i] = np.frombuffer(f.read(row_bytes), dtype).reshape(shape[1:])
+            at = r
+    return out
+
+
 def write_json(path, obj) -> None:
     """Write ``obj`` as indented JSON with sorted keys, atomically."""
     with atomic_path(path) as tmp:

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ferjax import conv, sharding
+from ferjax import conv, distributed, sharding
 from ferjax.errors import InputError
 
 # (channels, stride) of each 3x3 convolution of the plain networks
@@ -212,5 +212,5 @@ def apply(params, images, name, *, num_classes, stacked=False, dtype=jnp.float32
         padded = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)]) if len(part) < chunk else part
         # images are independent: each chunk is split over the visible devices
         _, params, padded = sharding.split_batch(None, params, padded)
-        out.append(np.asarray(fn(params, padded))[..., :len(part), :])
+        out.append(distributed.to_host(fn(params, padded))[..., :len(part), :])
     return np.concatenate(out, axis=-2)

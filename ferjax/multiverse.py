@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ferjax import compare, human, ranking
+from ferjax import human, ranking
 from ferjax.errors import InputError
 from ferjax.study import _resize
 
@@ -212,9 +212,9 @@ def run(human_maps: dict, method_maps: dict, areas, filenames, trials, grid: dic
                 meth = {k: mean_scores(r) for k, r in ranked[level].items()}
                 for metric, area, target in itertools.product(metrics, ep_areas, grid["target"]):
                     row = {"metric": metric, "human": which, "map_size": int(size), "sigma": float(sigma),
-                           "ep_area": area, "level": level, "target": target,
-                           "CAM": meth["CAM", target, None][metric], "GradCAM": meth["GradCAM", target, None][metric],
-                           "EP": meth["EP", target, area][metric]}
+                           "ep_area": area, "level": level, "target": target}
+                    row.update({method: meth[method, target, area if method == "EP" else None][metric]
+                                for method in METHODS if (method, target, area if method == "EP" else None) in meth})
                     row.update({name: s[metric] for name, s in base.items()})
                     rows.append(row)
                 if progress is not None:
@@ -252,8 +252,9 @@ def summarise(variants: pd.DataFrame) -> dict:
     """
     dims = [d for d in DIMENSIONS if d in variants]
     everyone = [c for c in variants.columns if c not in dims]
-    credit, credit_all = _credit(variants, METHODS), _credit(variants, everyone)
-    table = variants.assign(_first=_winners(variants, METHODS))
+    methods = present(variants)
+    credit, credit_all = _credit(variants, methods), _credit(variants, everyone)
+    table = variants.assign(_first=_winners(variants, methods))
     flips, by_choice = {}, {}
     for dim in dims:
         others = [d for d in dims if d != dim]
@@ -267,16 +268,21 @@ def summarise(variants: pd.DataFrame) -> dict:
             total += k * (k - 1) // 2
             differ += k * (k - 1) // 2 - int((counts * (counts - 1) // 2).sum())
         flips[dim] = differ / total if total else None
-        by_choice[dim] = {str(v): dict(zip(METHODS, credit[rows].mean(0).tolist()))
+        by_choice[dim] = {str(v): dict(zip(methods, credit[rows].mean(0).tolist()))
                           for v, rows in table.groupby(dim, sort=True).indices.items()}
     rated = {d: r for d, r in flips.items() if r is not None}
-    return {"variants": int(len(table)), "first_among_methods": dict(zip(METHODS, credit.mean(0).tolist())),
+    return {"variants": int(len(table)), "first_among_methods": dict(zip(methods, credit.mean(0).tolist())),
             "first_among_all": dict(zip(everyone, credit_all.mean(0).tolist())), "flip_rate": flips,
             "most_influential": max(rated, key=rated.get) if rated and max(rated.values()) > 0 else None,
             "by_choice": by_choice}
 
 
+def present(variants: pd.DataFrame) -> list:
+    """The explanation methods the variants score (CAM is missing for a head it cannot use)."""
+    return [m for m in METHODS if m in variants.columns]
+
+
 def margins(variants: pd.DataFrame, method: str) -> np.ndarray:
     """Per variant: ``method``'s score minus the best other method's (> 0 where it ranks first)."""
-    others = [m for m in METHODS if m != method]
+    others = [m for m in present(variants) if m != method]
     return (variants[method] - variants[others].max(axis=1)).to_numpy(np.float64)

@@ -4,7 +4,7 @@
 This follows the reference implementation, TorchRay's
 ``torchray.attribution.extremal_perturbation.extremal_perturbation``, step
 for step; the whole optimisation is one compiled program (``lax.scan`` over
-iterations, ``vmap`` over areas, ``lax.map`` over each device's images).
+iterations, the areas as one batch, ``lax.map`` over each device's images).
 
 For an image x and a target area a, find a smooth mask m in [0, 1]^{H x W}:
 
@@ -46,7 +46,8 @@ iteration than a literal port on a 2-core CPU):
 * the smooth max-convolution runs on (grid point, sub-pixel, cell) blocks
   with a hand-written backward pass (:func:`_smooth_max`): no gathers;
 * the network's convolutions take their input gradient as a forward
-  convolution (:mod:`ferjax.conv`, for the networks of :mod:`ferjax.model`);
+  convolution (:mod:`ferjax.conv`; :mod:`ferjax.rewrite` gives any network's
+  convolutions that rule);
 * images are split over the visible devices (``shard_map``), and each device
   works through its share one image at a time (``lax.map``), so an image's
   result does not depend on which others share its batch.
@@ -67,7 +68,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import PartitionSpec
 
-from ferjax import sharding
+from ferjax import network, rewrite, sharding
 
 __all__ = ["extremal_perturbation"]
 
@@ -148,6 +149,9 @@ class _MaskGenerator:
         self.shape_mid = [z + 2 * self.padding - d + 1 for z in self.shape_in]
         self.shape_up = [step * z for z in self.shape_mid]
         self.shape_out = [z - step + 1 for z in self.shape_up]
+        if any(o < round(self.margin) + s for o, s in zip(self.shape_out, self.shape)):
+            raise ValueError(f"unsupported mask geometry: step={step}, sigma={sigma}, shape={shape} (the smooth "
+                             "mask would not cover the image; use a smaller step or a larger sigma)")
         for m, u, o in zip(self.shape_mid, self.shape_up, self.shape_out):
             # PyTorch's nearest-neighbour source index, in float32 as it computes it
             near = np.floor(np.arange(o, dtype=np.float32) * (np.float32(m) / np.float32(u)))
@@ -271,40 +275,48 @@ def _clamp01(x):
     return jnp.where(x < 0, 0.0, jnp.where(x > 1, 1.0, x))
 
 
-@functools.partial(jax.jit, static_argnames=("features", "classifier", "areas", "variant",
+@functools.partial(jax.jit, static_argnames=("features", "head", "areas", "variant",
                                              "perturbation", "max_iter", "step", "sigma",
                                              "num_levels", "max_blur", "jitter", "reward",
-                                             "fast", "mesh"))
-def _ep(features, classifier, params, images, t_true, t_foil, contrast, *, areas, variant,
-        perturbation, max_iter, step, sigma, num_levels, max_blur, jitter, reward, fast, mesh):
+                                             "fast", "mesh", "fast_gradients"))
+def _ep(features, head, params, images, t_true, t_foil, contrast, *, areas, variant,
+        perturbation, max_iter, step, sigma, num_levels, max_blur, jitter, reward, fast, mesh, fast_gradients):
+    if fast_gradients:
+        features, head = rewrite.fast_gradients(features), rewrite.fast_gradients(head)
     gen = _MaskGenerator(images.shape[1:3], step, sigma)
     max_area = int(np.prod(gen.shape_out))
-    n_ones = np.array([max_area - int(max_area * (1 - a)) for a in areas], np.int32)
+    n_ones = jnp.asarray([max_area - int(max_area * (1 - a)) for a in areas], jnp.int32)
+    n_areas = len(areas)
     lrs, weights = _schedule(max_iter, fast)
     flips = (np.arange(max_iter) % 2 == 0) & jitter
 
     def score(x, tt, tf, use_foil):
-        y = classifier(params, features(params, x).mean(axis=(1, 2)))   # (B, C)
+        y = head(params, features(params, x))                         # (B, C)
         s = y[:, tt] - jnp.where(use_foil, y[:, tf], 0.0)
         if reward == "contrastive":  # TorchRay's contrastive_reward: y_c - max_{c' != c} y_c'
             others = jnp.where(jnp.arange(y.shape[1]) == tt, -100.0, y)
             s = y[:, tt] - others.max(axis=1)
         return s
 
-    def one(pyr, n_a, tt, tf):
+    def all_areas(pyr, tt, tf):
+        # The areas are independent optimisations. Their energies are summed, so
+        # the gradient of the sum is each area's own; the network sees them as one
+        # batch (A images, 2A for dual) instead of under vmap, which keeps it a
+        # plain call: a network imported as an exported function has no vmap rule.
         def energy(p, lam, flip):
-            crop, full = gen.generate(p)
+            crop, full = jax.vmap(gen.generate)(p)                    # (A, H, W), (A, H', W')
+            apply = jax.vmap(_apply, in_axes=(None, 0))
             if variant == "preserve":
-                x = _apply(pyr, crop)[None]
+                x = apply(pyr, crop)
             elif variant == "delete":
-                x = _apply(pyr, 1 - crop)[None]
+                x = apply(pyr, 1 - crop)
             else:
-                x = jnp.stack([_apply(pyr, crop), _apply(pyr, 1 - crop)])
+                x = jnp.concatenate([apply(pyr, crop), apply(pyr, 1 - crop)])
             x = jnp.where(flip, x[:, :, ::-1], x)
             s = score(x, tt, tf, contrast)
-            r = {"preserve": s[0], "delete": -s[0], "dual": s[0] - s[-1]}[variant]
-            regul = -_area_loss(full, n_a) * lam
-            return r + regul, (crop, r)
+            r = s if variant == "preserve" else -s if variant == "delete" else s[:n_areas] - s[n_areas:]
+            regul = -jax.vmap(_area_loss)(full, n_ones) * lam
+            return (r + regul).sum(), (crop, r)
 
         def body(carry, xs):
             p, buf, _, _ = carry
@@ -318,16 +330,16 @@ def _ep(features, classifier, params, images, t_true, t_foil, contrast, *, areas
                 p = jnp.clip(p - lr * buf, 0.0, 1.0)
             return (p, buf, crop, r), None
 
-        p0 = jnp.ones(gen.shape_in, jnp.float32)
-        init = (p0, jnp.zeros_like(p0), jnp.zeros(gen.shape, jnp.float32), jnp.float32(0))
+        p0 = jnp.ones((n_areas, *gen.shape_in), jnp.float32)
+        init = (p0, jnp.zeros_like(p0), jnp.zeros((n_areas, *gen.shape), jnp.float32),
+                jnp.zeros(n_areas, jnp.float32))
         xs = (jnp.arange(max_iter), jnp.asarray(weights), jnp.asarray(flips), jnp.asarray(lrs))
         (_, _, crop, r), _ = lax.scan(body, init, xs)
         return crop, r
 
     def image(args):
         im, tt, tf = args
-        pyr = _pyramid(im, num_levels, max_blur, perturbation)
-        return jax.vmap(one, in_axes=(None, 0, None, None))(pyr, jnp.asarray(n_ones), tt, tf)
+        return all_areas(_pyramid(im, num_levels, max_blur, perturbation), tt, tf)
 
     # Each device works through its own images one at a time (lax.map), not
     # as one vmapped batch: an image's working set stays in cache (on 2 CPU
@@ -340,15 +352,16 @@ def _ep(features, classifier, params, images, t_true, t_foil, contrast, *, areas
     return local(images, t_true, t_foil)
 
 
-def extremal_perturbation(features, classifier, params, images, targets, *, areas=(0.1,),
+def extremal_perturbation(features, head, params, images, targets, *, areas=(0.1,),
                           variant="preserve", perturbation="blur", max_iter=800, step=7,
                           sigma=21, num_levels=8, max_blur=20, jitter=True, reward="score",
-                          scale_to=None, preset="faithful", mesh=None):
+                          scale_to=None, preset="faithful", mesh=None, fast_gradients=True):
     """Extremal perturbation masks (Fong, Patrick & Vedaldi, ICCV 2019).
 
     Args:
-      features, classifier, params: the model (see :mod:`ferjax.attribution`);
-        the reward is the logit ``classifier(params, mean_{h,w} features(params, x))``.
+      features, head, params: the model (see :mod:`ferjax.network`): ``head``
+        a :class:`ferjax.network.Head` of the maps or a classifier of the
+        pooled maps; the reward is the logit ``head(params, features(params, x))``.
       images: (N, H, W, C) float32 NHWC.
       targets: (N,) int classes, or (N, 2) int (true, foil): score ``y_true - y_foil``.
       areas: target mask areas (fractions of the padded mask that are 1).
@@ -381,6 +394,9 @@ def extremal_perturbation(features, classifier, params, images, targets, *, area
       mesh: a 1-D ``jax.sharding.Mesh`` to split the images over (default: all
         visible devices; on CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``
         makes one device per core, which runs the images in parallel streams).
+      fast_gradients: rewrite the network's convolutions so that their input
+        gradients are forward convolutions (:func:`ferjax.rewrite.fast_gradients`;
+        the same function, faster on XLA:CPU); False keeps them as they are.
 
     Returns:
       dict with ``masks`` (N, A, H, W) in [0, 1]; ``reward`` (N, A), the reward
@@ -416,10 +432,10 @@ def extremal_perturbation(features, classifier, params, images, targets, *, area
     mesh = sharding.data_mesh(mesh)
     n, params, images, t_true, t_foil = sharding.split_batch(
         mesh, params, images, jnp.asarray(t_true, jnp.int32), jnp.asarray(t_foil, jnp.int32))
-    masks, rewards = _ep(features, classifier, params, images, t_true, t_foil,
+    masks, rewards = _ep(features, network.as_head(head), params, images, t_true, t_foil,
                          contrast, areas=areas, variant=variant, perturbation=perturbation,
                          max_iter=int(max_iter), step=int(step), sigma=float(sigma),
                          num_levels=int(num_levels), max_blur=float(max_blur), jitter=bool(jitter),
-                         reward=reward, fast=preset == "fast", mesh=mesh)
+                         reward=reward, fast=preset == "fast", mesh=mesh, fast_gradients=bool(fast_gradients))
     masks, rewards = masks[:n], rewards[:n]
     return {"masks": masks, "reward": rewards, "area": (masks > 0.5).mean(axis=(2, 3))}

@@ -32,7 +32,8 @@ def method_maps(attributions: dict, areas, size: int) -> dict:
     out = {}
     for target in ("true", "contrast"):
         for method, label in (("cam", "CAM"), ("gradcam", "GradCAM")):
-            out[f"{label} {target}"] = _resize(attributions[f"{method}_{target}"], size)
+            if f"{method}_{target}" in attributions:   # no CAM for a head it cannot use
+                out[f"{label} {target}"] = _resize(attributions[f"{method}_{target}"], size)
         if f"ep_{target}" not in attributions:
             continue
         for a, area in enumerate(np.atleast_1d(areas)):
@@ -86,13 +87,19 @@ def accuracy(trials, stimuli_answers, seen=None) -> dict:
     The network answers each stimulus once (deterministically); on a shared
     trial, a person's answer is paired with the network's answer to that
     stimulus, and the two are compared with an exact McNemar test (Holm over
-    pairs). ``seen``: per-trial answers on what the person saw.
+    pairs). ``seen``: per-trial answers on what the person saw. Trials the
+    network cannot answer (``correct`` missing: a class it does not know) are
+    left out of the comparison; ``people_all`` is people's percent correct on
+    every trial.
     """
     hits = trials["correct"].to_numpy(bool) & (trials["count"].to_numpy() > 0)
-    model_ok = stimuli_answers.set_index("filename")["correct"]
-    shared = trials.assign(people=hits, model=model_ok.loc[trials["filename"]].to_numpy(bool))
+    model_ok = stimuli_answers.set_index("filename")["correct"].astype(float)
+    every = trials.assign(people=hits, model=model_ok.loc[trials["filename"]].to_numpy())
+    # a network that does not know a class (FER2013: contempt) is compared on the trials it can answer
+    shared = every[every["model"].notna()].assign(model=lambda t: t["model"].astype(bool))
     if seen is not None:
-        shared = shared.merge(seen[["participant", "filename", "model_seen"]], on=["participant", "filename"])
+        shared = shared.merge(seen[["participant", "filename", "model_seen"]].dropna(), on=["participant", "filename"])
+        shared["model_seen"] = shared["model_seen"].astype(bool)
     rows = []
     for (t, f), g in shared.groupby(["true", "foil"]):
         test = stats.mcnemar(g["people"], g["model"])
@@ -102,8 +109,9 @@ def accuracy(trials, stimuli_answers, seen=None) -> dict:
     pairs = pd.DataFrame(rows)
     pairs["p_mcnemar_holm"] = stats.holm(pairs["p_mcnemar"])
     overall = stats.mcnemar(shared["people"], shared["model"])
-    return {"pairs": pairs, "people": float(shared["people"].mean()),
-            "model": float(stimuli_answers["correct"].mean()),
+    return {"pairs": pairs, "people": float(shared["people"].mean()), "people_all": float(every["people"].mean()),
+            "trials_left_out": int(len(every) - len(shared)),
+            "model": float(stimuli_answers["correct"].dropna().mean()),
             "model_seen": float(shared["model_seen"].mean()) if "model_seen" in shared else None,
             "mcnemar": overall}
 
@@ -121,7 +129,8 @@ def headline(table, acc, people_metrics) -> dict:
     pair_sel = table[(table["level"] == "pair") & (table["human"] == "all") & (table["metric"] == ranking.PRIMARY)]
     out["pair_level_dice"] = {r.method: float(r.mean) for r in pair_sel.itertuples()}
     out["accuracy"] = {"people": acc["people"], "model": acc["model"], "model_on_what_people_saw": acc["model_seen"],
-                       "mcnemar_p": acc["mcnemar"]["p"]}
+                       "mcnemar_p": acc["mcnemar"]["p"], "people_all_trials": acc["people_all"],
+                       "trials_left_out": acc["trials_left_out"]}
     return out
 
 
@@ -150,13 +159,13 @@ def log_text(table, head) -> str:
 def trial_agreement(trials, stimuli_answers, seen=None, *, n_boot: int = 2000, seed: int = 0) -> dict:
     """Error consistency and performance concordance of people and the network (:mod:`ferjax.agreement`).
 
-    ``stimuli_answers``: the network's correctness per stimulus (full face);
+    ``stimuli_answers``: the network's correctness per stimulus (full face;
+    missing where it does not know a class: those stimuli are left out);
     ``seen``: its correctness on what each person saw, per (participant, filename).
     """
-    r, v, people, items = agreement.outcomes(trials)
-    model = stimuli_answers.drop_duplicates("filename").set_index("filename")["correct"].reindex(items)
-    if model.isna().any():
-        raise ValueError(f"the network has no answer for stimulus {model.index[model.isna()][0]!r}")
+    answered = stimuli_answers.dropna(subset=["correct"])
+    r, v, people, items = agreement.outcomes(trials[trials["filename"].isin(answered["filename"])])
+    model = answered.drop_duplicates("filename").set_index("filename")["correct"].reindex(items).astype(bool)
     s = None
     if seen is not None:
         s = np.zeros_like(r)

@@ -104,8 +104,8 @@ def _agreement(trial_level):
 
 
 def _robustness(variants, rob):
-    winners = multiverse._winners(variants, multiverse.METHODS)
-    colours = {m: svg.COLOURS[m] for m in multiverse.METHODS}
+    winners = multiverse._winners(variants, multiverse.present(variants))
+    colours = {m: svg.COLOURS[m] for m in multiverse.present(variants)}
     ties = {w: svg.COLOURS["baseline"] for w in winners if w not in colours}   # e.g. "CAM = GradCAM"
     curve_colours = {**{m: c for m, c in colours.items() if m in set(winners)}, **ties}
     lead = max(rob["first_among_methods"], key=rob["first_among_methods"].get)

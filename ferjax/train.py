@@ -27,7 +27,7 @@ from orbax.checkpoint import checkpoint_managers as cm
 from tqdm import tqdm
 
 from ferjax import model as models
-from ferjax import sharding
+from ferjax import distributed, sharding
 from ferjax.errors import InputError
 
 MODES = ("multiclass", "one_vs_one")
@@ -60,8 +60,13 @@ def augment_batch(key, x):
 
 
 def _check(images, labels, num_classes, what):
-    images, labels = np.asarray(images), np.asarray(labels).astype(np.int32)
-    if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
+    if not isinstance(images, jax.Array):
+        images = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int32)
+    # a global array spanning processes holds N rows padded to fill the devices
+    rows = len(labels) <= images.shape[0] < len(labels) + len(images.sharding.device_set) \
+        if isinstance(images, jax.Array) else len(images) == len(labels)
+    if images.ndim != 4 or not rows or len(labels) == 0:
         raise InputError(what, "images", f"need (N, H, W, C) images and N labels, got {images.shape}, {labels.shape}")
     if labels.min() < 0 or labels.max() >= num_classes:
         raise InputError(what, "labels", f"labels must lie in 0..{num_classes - 1}")
@@ -95,6 +100,15 @@ def train(images, labels, val_images=None, val_labels=None, *, model="fine", mod
     the step instead of ``vmap``: the same result, much faster on CPU, where
     vmapped convolutions become slow grouped convolutions.
     ``history`` holds per-step ``loss``/``accuracy`` and ``val_step``/``val_accuracy``.
+
+    ``images`` is a NumPy array, or a global ``jax.Array`` split by rows over
+    the mesh (padded to fill it; :func:`ferjax.distributed.global_rows`), with
+    which each process of a multi-host run holds only its share of the
+    training images. The data stay where they are: every step draws the
+    batch's row indices from (seed, step) alone, gathers those rows from the
+    devices that hold them, and the gradient is summed over all devices, so
+    a run depends on the device count but not on how the devices are spread
+    over processes.
     """
     if mode not in MODES or pair_map not in ("vmap", "map"):
         raise InputError("--mode", None, f"unknown mode {mode!r} or pair_map {pair_map!r}")
@@ -111,8 +125,11 @@ def train(images, labels, val_images=None, val_labels=None, *, model="fine", mod
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, min(warmup, steps - 1), max(steps, 1))
     tx = optax.adamw(schedule, weight_decay=weight_decay, mask=decay_mask)
     repl, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P(None, "data") if ovo else P("data"))
-    params, opt_state, data_x, data_y, probs = jax.device_put(
-        (params, tx.init(params), images, labels, _sampling(labels, num_classes, mode, balanced)), repl)
+    if not isinstance(images, jax.Array):
+        images = distributed.global_rows(mesh, images[distributed.rows(len(images), mesh)], len(images))
+    data_x = images
+    params, opt_state, data_y, probs = jax.device_put(
+        (params, tx.init(params), labels, _sampling(labels, num_classes, mode, balanced)), repl)
     high = jnp.asarray(pairs(num_classes) if ovo else [[0, 0]], jnp.int32)[:, 1:2]
     use_augment = augment
 
@@ -124,7 +141,7 @@ def train(images, labels, val_images=None, val_labels=None, *, model="fine", mod
     @jax.jit
     def step_fn(params, opt_state, step, data_x, data_y, probs):
         k_idx, k_aug = jax.random.split(jax.random.fold_in(key, step))
-        n = data_x.shape[0]  # the data order and augmentation depend on (seed, step) only
+        n = data_y.shape[0]  # the data order and augmentation depend on (seed, step) only
         if ovo:
             idx = jax.vmap(lambda k, p: jax.random.choice(k, n, (batch_size,), p=p))(
                 jax.random.split(k_idx, n_pairs), probs)

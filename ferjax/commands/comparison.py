@@ -53,8 +53,8 @@ def _read_grid(text):
               help="metrics/human.json (the noise ceiling and people's percent correct).")
 @click.option("--attribution", "attr_dir", type=click.Path(path_type=Path), required=True,
               help="Output of `ferjax attribute`.")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True,
-              help="Output of `ferjax train` (the network's answers on the stimuli and on what people saw).")
+@click.option("--network", "--model", "model_dir", type=click.Path(path_type=Path), required=True,
+              help="Output of `ferjax network` (the network's answers on the stimuli and on what people saw).")
 @click.option("--logs", type=click.Path(path_type=Path), required=True, help="The click logs the human maps came from.")
 @click.option("--stimuli", "stimuli_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--sanity", "sanity_json", type=click.Path(path_type=Path), default=None,
@@ -124,11 +124,15 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
     stim = pd.read_csv(Path(model_dir) / "stimuli_2afc.csv")
     seen_csv = Path(model_dir) / "seen_2afc.csv"
     seen = pd.read_csv(seen_csv) if seen_csv.exists() else None
-    filenames = [str(f) for f in hm["filenames"]]
-    if sorted(filenames) != sorted(index["filename"]):
-        raise InputError(Path(attr_dir) / "index.csv", "column 'filename'",
-                         "the explained stimuli differ from the images in the human maps",
+    mapped = [str(f) for f in hm["filenames"]]
+    stray = sorted(set(index["filename"]) - set(mapped))
+    if stray:
+        raise InputError(Path(attr_dir) / "index.csv", f"image '{stray[0]}'", "has no human map",
                          "run `ferjax attribute` and `ferjax human` on the same study")
+    # the maps are compared on the stimuli the network explained (all, unless it lacks a class)
+    keep = np.isin(mapped, index["filename"])
+    filenames = [f for f, k in zip(mapped, keep) if k]
+    hm = {**hm, "image_all": hm["image_all"][keep], "image_correct": hm["image_correct"][keep]}
     areas = [float(a) for a in np.atleast_1d(am["areas"])]
     targets = [t for t in ("true", "contrast") if f"ep_{t}" in am]
     grid = multiverse.check_grid(_read_grid(grid), areas, targets)
@@ -141,7 +145,7 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
     headline = study.headline(result["ranking"], accuracy, people)
     trial_level = study.trial_agreement(trials, stim, seen, n_boot=boot, seed=seed)
     method_maps = {(label, t): maps[f"{key}_{t}"] for t in targets
-                   for key, label in (("cam", "CAM"), ("gradcam", "GradCAM"), ("ep", "EP"))}
+                   for key, label in (("cam", "CAM"), ("gradcam", "GradCAM"), ("ep", "EP")) if f"{key}_{t}" in maps}
     steps = len(grid["map_size"]) * len(grid["human"]) * len(grid["sigma"]) * len(grid["level"])
     start = time.perf_counter()
     with tqdm(total=steps, desc="analysis variants", disable=None, leave=False) as bar:
@@ -175,7 +179,7 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
         pair_people, _, pairs = result["pairs"]["all"]
         faces = mean_faces(stimuli_dir, filenames, pairs, trials, pair_people.shape[-1])
         provenance = {"compare": stamp({"size": size, "boot": boot, "seed": seed, "grid": grid}),
-                      "model": _read_json(Path(model_dir) / "provenance.json", "re-run `ferjax train`"),
+                      "model": _read_json(Path(model_dir) / "provenance.json", "re-run `ferjax network`"),
                       "attribution": _read_json(Path(attr_dir) / "provenance.json", "re-run `ferjax attribute`")}
         html_text = study_report.build(result, accuracy, headline, trial_level, variants, faces, sanity=sanity,
                                        provenance=provenance)

@@ -143,14 +143,14 @@ def prepare(fmt, root, annotations, size, channels, skip_bad, ground_truth, out,
     click.echo(f"prepared {len(ds.labels)} images from {root} ({fmt}); skipped {sum(ds.skipped.values())}")
 
 
-def _load_dataset_npz(path):
+def _load_dataset_npz(path, keys=None):
     path = Path(path)
     if path.is_dir():
         path = path / "dataset.npz"
     if not path.exists():
         raise InputError(path, None, "file not found", "run `ferjax prepare` first")
     with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+        return {k: z[k] for k in z.files if keys is None or k in keys}
 
 
 @click.command()

@@ -1,0 +1,52 @@
+"""Networks trained elsewhere, as the pure functions ferjax explains (:mod:`ferjax.network`).
+
+Each importer reads a trained model, splits it at a named layer into
+``features`` (the input up to that layer, with the network's own input
+normalisation) and ``head`` (the rest, up to the logits, before any final
+softmax), and returns a :class:`ferjax.network.Network`. Images come in as
+ferjax's: float32 NHWC in [0, 1]; the network's output keeps its own class
+order, and ``labels`` maps it onto AffectNet's eight classes.
+
+* :mod:`~ferjax.importers.keras`: Keras 3 on its JAX backend, ``.keras``
+  files and legacy HDF5 (``pip install 'ferjax[keras]'``);
+* :mod:`~ferjax.importers.torch`: a PyTorch ``nn.Module`` through torchax,
+  split with ``torch.fx`` (``pip install 'ferjax[torch]'`` and torch itself);
+* :mod:`~ferjax.importers.exported`: ferjax's own format, which any of them
+  is saved in: the two functions serialised with ``jax.export`` (no Keras or
+  PyTorch needed to load them), the parameters as ``.npz``.
+
+The libraries of the first two are optional extras, imported only when used.
+"""
+
+from __future__ import annotations
+
+#: Named label maps: the network's output index -> AffectNet class (0 neutral ... 7 contempt; None: no such class).
+LABEL_MAPS = {
+    "affectnet": [0, 1, 2, 3, 4, 5, 6, 7],
+    # FER2013's order: angry, disgust, fear, happy, sad, surprise, neutral (no contempt)
+    "fer2013": [6, 5, 4, 1, 2, 3, 0],
+}
+
+
+def nest(flat: dict, sep: str = "/") -> dict:
+    """``{"a/b": x}`` -> ``{"a": {"b": x}}``: parameter paths as the nested dicts that ferjax's params are."""
+    out = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(sep)
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def flatten(tree: dict, sep: str = "/", prefix: str = "") -> dict:
+    """The inverse of :func:`nest`."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, sep, name + sep))
+        else:
+            out[name] = value
+    return out
