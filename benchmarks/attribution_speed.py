@@ -141,6 +141,19 @@ def import_references():
     return torchray_ep, pytorch_grad_cam, ClassifierOutputTarget
 
 
+def median_time(fn, runs):
+    """Median seconds of ``runs`` calls of ``fn`` (its result waited for), after one warm-up call."""
+    import jax
+
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 # ----------------------------------------------------------------- the torch port
 
 def torch_image(torch, image):

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -46,7 +45,7 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from attribution_speed import import_references, torch_image  # noqa: E402
+from attribution_speed import import_references, median_time, torch_image  # noqa: E402
 
 from ferjax import attribution, network, perturbation, sharding  # noqa: E402
 
@@ -98,16 +97,6 @@ def torch_module(torch, params):
             return self.fc(self.features(x).mean(dim=(2, 3)))
 
     return Net().eval()
-
-
-def median_time(fn, runs):
-    fn()   # warm-up (compilation)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def ferjax_ep(features, head, params, images, targets, iters, fast=True):

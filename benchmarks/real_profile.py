@@ -35,6 +35,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(__file__))
+from attribution_speed import median_time  # noqa: E402
+
 
 def faces(n, size=224, seed=0):
     """n synthetic 256-px RGB faces resized to ``size``: (N, size, size, 3) uint8, and their classes."""
@@ -76,6 +79,32 @@ def train_rate(args):
         print(f"train resnet18 224x224x3 batch {args.batch_size}: median {statistics.median(rates):.2f} images/s "
               f"(windows: {', '.join(f'{r:.2f}' for r in rates)}); first {warm} steps incl. compile "
               f"{stamps[warm - 1] - start:.1f} s")
+
+
+def ep_rate(args):
+    """EP images/s with the images split over every process's devices (one process, or several)."""
+    import jax
+
+    from ferjax import attribution, distributed, model, sharding
+
+    distributed.initialize()
+    mesh = sharding.data_mesh(None)
+    n = args.images_per_device * mesh.size
+    images, labels = faces(n)
+    params, features, classifier = model.create("resnet18", num_classes=8, channels=3, size=224,
+                                                key=jax.random.key(0))
+    x = distributed.global_rows(mesh, images[distributed.rows(n, mesh)].astype(np.float32) / 255.0, n)
+
+    def run():
+        out = attribution.extremal_perturbation(features, classifier, params, x, labels, areas=(0.05, 0.1, 0.2),
+                                                step=7, sigma=21, max_iter=args.ep_iters, scale_to=None, mesh=mesh)
+        return distributed.to_host(out["masks"])
+
+    seconds = median_time(run, args.runs)
+    if distributed.is_writer():
+        print(f"{machine()}; {jax.process_count()} process(es), {jax.device_count()} device(s)")
+        print(f"EP ferjax resnet18 224x224x3, 3 areas, {args.ep_iters} iterations, {n} images: "
+              f"{n / seconds:.3f} images/s ({seconds / n / args.ep_iters * 1e3:.0f} ms per image-iteration)")
 
 
 def torch_resnet18(torch, num_classes=8):
@@ -127,9 +156,7 @@ def torch_resnet18(torch, num_classes=8):
 def attribute_rates(args):
     import jax
 
-    sys.path.insert(0, os.path.dirname(__file__))
     from attribution_speed import import_references, torch_image
-    from foreign_networks import median_time
 
     from ferjax import attribution
     from ferjax.importers import torch as torch_importer
@@ -188,6 +215,10 @@ def main(argv=None):
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--window", type=int, default=2)
     t.add_argument("--repeats", type=int, default=3)
+    e = sub.add_parser("ep")
+    e.add_argument("--images-per-device", type=int, default=2)
+    e.add_argument("--ep-iters", type=int, default=5)
+    e.add_argument("--runs", type=int, default=2)
     a = sub.add_parser("attribute")
     a.add_argument("--images", type=int, default=8, help="batch of CAM and GradCAM")
     a.add_argument("--ep-images", type=int, default=2)
@@ -195,7 +226,7 @@ def main(argv=None):
     a.add_argument("--runs", type=int, default=3)
     a.add_argument("--torch-threads", type=int, default=2)
     args = parser.parse_args(argv)
-    train_rate(args) if args.part == "train" else attribute_rates(args)
+    {"train": train_rate, "ep": ep_rate, "attribute": attribute_rates}[args.part](args)
 
 
 if __name__ == "__main__":
