@@ -533,7 +533,7 @@ def trained_stimuli(model_dir, stimuli_dir, per_class):
     import pandas as pd
 
     from ferjax import model
-    from ferjax.commands.network import _stimulus_images, _to_model, load_model
+    from ferjax.commands.training import _stimulus_images, _to_model, load_model
 
     params, _, _, spec = load_model(model_dir)
     if spec["model"] not in ("fine", "small") or spec["mode"] != "multiclass" or spec["channels"] != CHANNELS:

@@ -52,7 +52,7 @@ def main(argv=None):
 
     jax.config.update("jax_num_cpu_devices", 2)
     from ferjax import perturbation, sanity
-    from ferjax.commands.network import model_init
+    from ferjax.commands.training import model_init
 
     warnings.filterwarnings("ignore", message="torch.meshgrid")  # TorchRay's, harmless
     torchray_ep = import_references()[0]

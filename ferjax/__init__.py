@@ -9,13 +9,17 @@ the ``ferjax <stage>`` subcommand in ``ferjax.commands`` (file I/O) -> the
 library modules, named after what they hold: ``render`` (synthetic faces),
 ``datasets`` (real dataset formats), ``data`` (splits, trial lists),
 ``participants`` (simulated observers), ``human`` (click logs and maps),
-``display`` (what a participant saw), ``model`` and ``train`` (the network),
-``attribution`` and ``perturbation`` (CAM, GradCAM, Extremal Perturbation),
-``sharding`` (image batches split over the devices),
-``compare`` (map metrics), ``sanity`` (pointing game, model randomisation),
-``ranking`` and ``stats`` (intervals and tests),
-``study`` (people vs network) and ``report`` (HTML). ``experiment`` runs the
-task in the browser.
+``display`` (what a participant saw), ``model`` and ``train`` (ferjax's
+networks), ``network`` (any network split at a layer), ``importers`` (Keras,
+PyTorch, exported networks), ``attribution`` and ``perturbation`` (CAM,
+GradCAM, Extremal Perturbation), ``conv`` and ``rewrite`` (fast convolution
+gradients, for any network), ``sharding`` (image batches split over the
+devices), ``distributed`` (several processes or hosts), ``compare`` (map
+metrics), ``sanity`` (pointing game, model randomisation), ``agreement``
+(trial-level error consistency), ``multiverse`` (robustness to the analysis
+choices), ``ranking`` and ``stats`` (intervals and tests), ``study`` (people
+vs network) and ``report`` (HTML). ``experiment`` runs the task in the
+browser.
 """
 
 __version__ = "0.1.0"

@@ -61,11 +61,11 @@ def main(cpu_devices):
 def _register():
     # The subcommands live in ferjax.commands, one module per part of the pipeline;
     # the experiment's web stack loads only when one of its subcommands runs.
-    from ferjax.commands import checks, cluster, comparison, data, explain, network, people
+    from ferjax.commands import checks, cluster, comparison, data, explain, network, people, training
     from ferjax.experiment.cli import experiment
 
     for command in (data.synth, data.prepare, data.split, data.stimuli, people.simulate, people.human_cmd,
-                    network.train_cmd, explain.network_cmd, explain.attribute_cmd, checks.sanity_cmd,
+                    training.train_cmd, network.network_cmd, explain.attribute_cmd, checks.sanity_cmd,
                     comparison.compare_cmd, cluster.launch, experiment):
         main.add_command(command)
 

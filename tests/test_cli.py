@@ -411,7 +411,7 @@ def test_one_vs_one_trains_and_is_explained_end_to_end(tiny, tmp_path):
 
 
 def test_checkpoints_resume_only_the_same_code(tiny, tmp_path, monkeypatch):
-    from ferjax.commands import network
+    from ferjax.commands import training
 
     def train(ckpt):
         result = run("train", "--dataset", tiny / "prepared", "--splits", tiny / "split",
@@ -424,7 +424,7 @@ def test_checkpoints_resume_only_the_same_code(tiny, tmp_path, monkeypatch):
     first, m1 = train(tmp_path / "ckpt")
     again, m2 = train(tmp_path / "ckpt")  # same code: resumes the finished run, which still reports val
     assert again == first and len(first) == 1 and m2["val_accuracy"] == m1["val_accuracy"] is not None
-    monkeypatch.setattr(network, "source_digest", lambda: "edited ferjax")
+    monkeypatch.setattr(training, "source_digest", lambda: "edited ferjax")
     edited, _ = train(tmp_path / "ckpt")  # changed code: a new run, not the old one's checkpoint
     assert len(edited) == 2 and set(first) < set(edited)
 

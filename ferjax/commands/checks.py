@@ -48,9 +48,9 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
     import jax
 
     from ferjax import attribution, network, sanity
-    from ferjax.commands import explain as studied
+    from ferjax.commands import network as studied
     from ferjax.commands.data import read_ground_truth
-    from ferjax.commands.network import _stimulus_images, _to_model
+    from ferjax.commands.training import _stimulus_images, _to_model
 
     params, features, head, spec = studied.load_network(model_dir)
     head = network.as_head(head)

@@ -1,8 +1,8 @@
 """Running a stage over several processes: the multi-host options, and `ferjax launch` for one machine.
 
-On a cluster the scheduler starts one process per host (``srun``, a
-Kubernetes Indexed Job, a TPU pod) and :mod:`ferjax.distributed` reads the
-job from its environment. On one machine, or on hosts without a scheduler,
+On a cluster the scheduler starts one process per host, or per GPU
+(``srun``, a Kubernetes Indexed Job, a TPU pod), and :mod:`ferjax.distributed`
+reads the job from its environment. On one machine, or on hosts without a scheduler,
 ``ferjax launch`` (here) or one command per host with ``--process-id`` starts
 them.
 """
