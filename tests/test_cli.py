@@ -523,3 +523,33 @@ def test_network_rejects_a_file_that_is_not_a_model(tiny, tmp_path):
     assert len(errors) == 1 and "model.h5" in errors[0], result.output
     result = run("network", "--source", "exported", "--file", tmp_path, "--stimuli", tiny / "stimuli", "--out", out)
     assert result.exit_code == 2 and "model.json: file not found" in result.output and not out.exists()
+
+
+def test_network_rejects_a_network_that_does_not_fit(tiny, tmp_path):
+    """A PyTorch network given an input size it cannot take, or a label map of the wrong length: one line, no
+    output."""
+    import importlib.util
+
+    from conftest import missing_reference
+
+    if importlib.util.find_spec("torchax") is None:
+        missing_reference("needs pip install 'ferjax[torch]'")
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 32 * 32, 8))   # a flatten-then-dense head: 32x32 inputs only
+    torch.save(net, tmp_path / "flat.pt")
+    out = tmp_path / "network"
+    common = ["network", "--source", "torch", "--file", tmp_path / "flat.pt", "--layer", "1", "--input-channels", 1,
+              "--stimuli", tiny / "stimuli", "--out", out]
+    result = run(*common, "--input-size", 48)
+    assert result.exit_code == 2 and not out.exists()
+    assert result.output.startswith(f"error: {tmp_path / 'flat.pt'}: input: the network does not take 1x48x48 "
+                                    "images (mat1 and mat2 shapes cannot be multiplied"), result.output
+    result = run(*common, "--input-size", 32, "--labels", "fer2013")
+    assert result.exit_code == 2 and not out.exists()
+    assert result.output.strip().endswith("labels: the label map lists 7 classes but the network has 8 outputs "
+                                          "(give the AffectNet class (or null) of each output)"), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = run(*common, "--input-size", 32)   # what it was built for: imported, explained at its ReLU
+    assert result.exit_code == 0, result.output

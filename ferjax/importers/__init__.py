@@ -50,3 +50,16 @@ def flatten(tree: dict, sep: str = "/", prefix: str = "") -> dict:
         else:
             out[name] = value
     return out
+
+
+def checked_labels(labels, num_outputs: int, where) -> list:
+    """The label map of a network with ``num_outputs`` outputs (identity if None), or a one-line InputError."""
+    from ferjax.errors import InputError
+    from ferjax.network import label_index
+
+    labels = list(range(num_outputs)) if labels is None else list(labels)
+    try:
+        label_index(labels, num_outputs)
+    except ValueError as err:
+        raise InputError(where, "labels", str(err), "give the AffectNet class (or null) of each output") from None
+    return labels

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ferjax.errors import InputError
-from ferjax.importers import flatten, nest
+from ferjax.importers import checked_labels, flatten, nest
 from ferjax.network import Head, Network
 
 
@@ -118,7 +118,7 @@ def from_model(model, layer: str, *, labels=None, mean=0.0, std=1.0, where="mode
     std = jnp.asarray(std, jnp.float32)
     num_outputs = int(output.shape[-1])
     spec = {"source": "keras", "layer": layer, "size": int(shape[1]), "channels": int(shape[3]),
-            "num_outputs": num_outputs, "labels": list(range(num_outputs)) if labels is None else list(labels),
+            "num_outputs": num_outputs, "labels": checked_labels(labels, num_outputs, where),
             "mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
             "head_params": sorted({v.path.split("/")[0] for v in head_model.variables}),
             "logits": "before the final softmax" if output is not model.outputs[0] else "the model's output"}

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ferjax.errors import InputError
-from ferjax.importers import flatten, nest
+from ferjax.importers import checked_labels, flatten, nest
 from ferjax.network import Head, Network
 
 
@@ -115,10 +115,14 @@ def from_module(module, layer: str, *, size: int, channels: int, labels=None, me
     def head(p, a):
         return call(h_fn, h_keys, p, jnp.transpose(a, (0, 3, 1, 2)))
 
-    with torch.no_grad():
-        num_outputs = int(module(torch.zeros(1, channels, size, size)).shape[-1])
+    try:
+        with torch.no_grad():
+            num_outputs = int(module(torch.zeros(1, channels, size, size)).shape[-1])
+    except RuntimeError as err:
+        raise InputError(where, "input", f"the network does not take {channels}x{size}x{size} images "
+                         f"({str(err).splitlines()[0]})", "give the input size and channels it was trained on") from None
     spec = {"source": "torch", "layer": layer, "size": int(size), "channels": int(channels),
-            "num_outputs": num_outputs, "labels": list(range(num_outputs)) if labels is None else list(labels),
+            "num_outputs": num_outputs, "labels": checked_labels(labels, num_outputs, where),
             "mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
             "head_params": sorted({k.split(".")[0] for k in h_keys if k in params}),
             "logits": "the model's output"}
