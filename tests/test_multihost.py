@@ -1,8 +1,11 @@
 """Several processes, one JAX job (jax.distributed with gloo on 127.0.0.1): the same outputs as one process.
 
-Each comparison runs one process with two CPU devices against two processes
-with one device each, so the mesh is the same and only its spread over
-processes differs. The processes are real ones, started by `ferjax launch`.
+Attribution and the sanity checks compare two processes of one CPU device
+each with one process of one device (each image is independent, so the
+bytes are equal). Training compares them with one process of two devices
+(the same mesh; the gradient's sum then has the same two terms) and, within
+float tolerance, with one device. The processes are real ones, started by
+`ferjax launch`.
 """
 
 import hashlib
@@ -65,7 +68,7 @@ def sha(path):
 
 def test_two_processes_explain_to_the_same_bytes_each_reading_half(study):
     args = ["attribute", "--network", "network", "--stimuli", "stimuli", *ATTRIBUTE]
-    one = ferjax(*args, "--out", "one", devices=2, cwd=study)
+    one = ferjax(*args, "--out", "one", cwd=study)   # one process, one device
     assert one.returncode == 0, one.stderr
     two = ferjax(*args, "--out", "two", processes=2, cwd=study)
     assert two.returncode == 0, two.stderr
@@ -76,6 +79,15 @@ def test_two_processes_explain_to_the_same_bytes_each_reading_half(study):
     assert json.loads((study / "one/provenance.json").read_text())["images_read_per_process"] == [56]
     # and only process 0 wrote: one line of summary, not two
     assert two.stdout.count("explained 56 stimuli") == 1
+    # the sanity stage's re-runs of the methods split the same way, to the same checks
+    checks = ["sanity", "--network", "network", "--stimuli", "stimuli", "--attribution", "one",
+              "--pointing-ep-areas", "", "--randomize-ep-images", 2, "--randomize-draws", 1, "--timeout", 60]
+    one = ferjax(*checks, "--metrics", "sanity_one.json", cwd=study)
+    assert one.returncode == 0, one.stderr
+    two = ferjax(*checks, "--metrics", "sanity_two.json", processes=2, cwd=study)
+    assert two.returncode == 0, two.stderr
+    assert (study / "sanity_one.json").read_bytes() == (study / "sanity_two.json").read_bytes()
+    assert two.stdout.count("model randomisation") == 1
 
 
 def test_two_processes_train_the_same_parameters_and_resume_from_their_checkpoint(study):
@@ -149,6 +161,6 @@ def test_dvc_runs_train_and_attribute_through_the_launcher_param():
 
     root = Path(__file__).resolve().parents[1]
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    for name in ("train", "attribute"):
+    for name in ("train", "attribute", "sanity"):
         assert stages[name]["cmd"] == f"${{cluster.launch}} python stages/{name}.py"
     assert yaml.safe_load((root / "params.yaml").read_text())["cluster"]["launch"] == ""

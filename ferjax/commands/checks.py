@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from ferjax import files
+from ferjax.commands.cluster import multihost
 from ferjax.errors import InputError
 from ferjax.errors import cli_errors as _user_errors
 from ferjax.labels import NAMES
@@ -47,7 +48,7 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
 
     import jax
 
-    from ferjax import attribution, network, sanity
+    from ferjax import attribution, distributed, network, sanity, sharding
     from ferjax.commands import network as studied
     from ferjax.commands.data import read_ground_truth
     from ferjax.commands.training import _stimulus_images, _to_model
@@ -67,8 +68,14 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
     ovo, batch = spec.get("mode") == "one_vs_one", int(ep.get("batch", 35))
     groups = studied.groups(spec, true, foil)
 
+    mesh = sharding.data_mesh(None)
+
     def explain(fn, rows_subset=None, size=batch):
-        """``params -> maps`` of ``fn`` on the stimuli (or ``rows_subset``), each by its network, ``size`` a call."""
+        """``params -> maps`` of ``fn`` on the stimuli (or ``rows_subset``), each by its network, ``size`` a call.
+
+        Each call's images are one array over every process's devices (padded
+        to fill them), as in `ferjax attribute`.
+        """
         def run(p):
             out = None
             for k, rows, t, _ in groups:
@@ -76,7 +83,9 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
                 pk = jax.tree.map(lambda a, k=k: a[k], p) if ovo else p
                 for s in range(0, int(pick.sum()), size):
                     r, tk = rows[pick][s:s + size], t[pick][s:s + size]
-                    m = np.asarray(fn(features, head, pk, images[r], tk))
+                    full = np.minimum(np.arange(distributed.padded(len(r), mesh)), len(r) - 1)
+                    x = distributed.global_rows(mesh, images[r][distributed.rows(len(r), mesh)], len(r))
+                    m = distributed.to_host(fn(features, head, pk, x, tk[full]))[:len(r)]
                     out = np.zeros((n, *m.shape[1:]), np.float32) if out is None else out
                     out[r] = m
             return out if rows_subset is None else out[rows_subset]
@@ -203,6 +212,7 @@ def sanity_text(checks) -> str:
 @click.option("--randomize-draws", type=click.IntRange(1), default=5, show_default=True,
               help="Model randomisation test: random re-initialisations averaged over.")
 @click.option("--metrics", type=click.Path(path_type=Path), required=True, help="JSON file to write the checks to.")
+@multihost
 @_user_errors
 def sanity_cmd(model_dir, stimuli_dir, attr_dir, seed, pointing_tolerance, pointing_ep_areas, randomize_ep_images,
                randomize_draws, metrics):
@@ -227,8 +237,13 @@ def sanity_cmd(model_dir, stimuli_dir, attr_dir, seed, pointing_tolerance, point
 
     Params (section `sanity`): seed, pointing_tolerance, pointing_ep_areas,
     randomize_ep_images, randomize_draws.
+
+    Over several processes the re-run maps are split over all their
+    devices; each process reads the stimuli (a few hundred small images).
     """
     import pandas as pd
+
+    from ferjax import distributed
 
     try:
         ep_areas = tuple(float(a) for a in str(pointing_ep_areas).split(",") if a.strip())
@@ -251,5 +266,6 @@ def sanity_cmd(model_dir, stimuli_dir, attr_dir, seed, pointing_tolerance, point
     checks["settings"] = stamp({"seed": seed, "pointing_tolerance": pointing_tolerance,
                                 "pointing_ep_areas": list(ep_areas), "randomize_ep_images": randomize_ep_images,
                                 "randomize_draws": randomize_draws})
-    files.write_json(metrics, checks)
-    click.echo(sanity_text(checks))
+    if distributed.is_writer():
+        files.write_json(metrics, checks)
+        click.echo(sanity_text(checks))
