@@ -121,16 +121,20 @@ def padded(n: int, mesh) -> int:
     return n + (-n % mesh.size)
 
 
-def rows(n: int, mesh) -> np.ndarray:
-    """The rows of an N-row global array (padded: :func:`padded`) that this process supplies, in order.
+def padded_rows(n: int, mesh) -> np.ndarray:
+    """(N',) the rows of N that fill the padded array: ``0..N-1``, then N - 1 repeated (per-row data such as
+    targets, padded as the images are)."""
+    return np.minimum(np.arange(padded(n, mesh)), n - 1)
 
-    Row ``i >= N`` of the padding repeats row N - 1. With one process: all of
-    ``0..N'-1``.
+
+def rows(n: int, mesh) -> np.ndarray:
+    """The rows of an N-row global array (padded: :func:`padded_rows`) that this process supplies, in order.
+
+    With one process: all of :func:`padded_rows`.
     """
-    total = padded(n, mesh)
-    spans = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])).addressable_devices_indices_map((total,))
-    mine = np.concatenate([np.arange(total)[s[0]] for s in sorted(spans.values(), key=lambda s: s[0].start)])
-    return np.minimum(mine, n - 1)
+    full = padded_rows(n, mesh)
+    spans = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])).addressable_devices_indices_map(full.shape)
+    return np.concatenate([full[s[0]] for s in sorted(spans.values(), key=lambda s: s[0].start)])
 
 
 def global_rows(mesh, local: np.ndarray, n: int):
@@ -156,8 +160,3 @@ def per_process(value: int) -> list[int]:
     from jax.experimental import multihost_utils
 
     return [int(v) for v in np.asarray(multihost_utils.process_allgather(np.array([value]))).ravel()]
-
-
-def process_count() -> int:
-    """How many processes the run has (1 without a multi-process job)."""
-    return jax.process_count()

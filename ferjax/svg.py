@@ -52,6 +52,16 @@ def _num(v) -> str:
     return f"{v:g}"
 
 
+def _reference_lines(lines, scale, top, bottom, width, body):
+    """Dashed vertical lines at ``(value, text)`` across the rows, labelled above them."""
+    for value, text in lines:
+        x = scale(value)
+        body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{bottom}" '
+                    f'stroke="#555" stroke-dasharray="4 3"/>')
+        anchor = "end" if x > width - 60 else "middle"   # keep the label inside the figure
+        body.append(_t(x, top - 9, text, 10, anchor, fill="#555"))
+
+
 def _axis(x0, x1, y, lo, hi, label, body):
     scale = lambda v: x0 + (v - lo) / (hi - lo) * (x1 - x0)  # noqa: E731
     body.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#444"/>')
@@ -78,12 +88,7 @@ def dot_plot(rows, *, title, xlabel, lines=(), label_width=150) -> str:
     body = [_t(4, 16, title, 13, weight="bold")]
     x0, x1 = label_width, width - 12
     scale = _axis(x0, x1, top + row_h * len(rows) + 4, lo - pad, hi + pad, xlabel, body)
-    for value, text in lines:
-        x = scale(value)
-        body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
-                    f'stroke="#555" stroke-dasharray="4 3"/>')
-        anchor = "end" if x > width - 60 else "middle"   # keep the label inside the figure
-        body.append(_t(x, top - 9, text, 10, anchor, fill="#555"))
+    _reference_lines(lines, scale, top, top + row_h * len(rows), width, body)
     for i, r in enumerate(rows):
         y = top + row_h * i + row_h / 2
         colour = r.get("colour") or colour_of(r["label"])
@@ -157,21 +162,16 @@ def strips(groups, *, title, xlabel, lines=(), label_width=150) -> str:
 
     groups: dicts with ``label``, ``values`` (1-D), ``mean``, ``lo``, ``hi``, ``colour``.
     """
-    rows = [{**g, "label": g["label"]} for g in groups]
     width, row_h, top = 480, 34, 28
-    height = top + row_h * len(rows) + 44
+    height = top + row_h * len(groups) + 44
     values = [v for g in groups for v in list(np.asarray(g["values"], float)) + [g["lo"], g["hi"]]
               if np.isfinite(v)] + [v for v, _ in lines]
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.05 or 0.05
     body = [_t(4, 16, title, 13, weight="bold")]
     x0, x1 = label_width, width - 12
-    scale = _axis(x0, x1, top + row_h * len(rows) + 4, lo - pad, hi + pad, xlabel, body)
-    for value, text in lines:
-        x = scale(value)
-        body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
-                    f'stroke="#555" stroke-dasharray="4 3"/>')
-        body.append(_t(x, top - 9, text, 10, "end" if x > width - 60 else "middle", fill="#555"))
+    scale = _axis(x0, x1, top + row_h * len(groups) + 4, lo - pad, hi + pad, xlabel, body)
+    _reference_lines(lines, scale, top, top + row_h * len(groups), width, body)
     rng = np.random.default_rng(0)
     for i, g in enumerate(groups):
         y = top + row_h * i + row_h / 2

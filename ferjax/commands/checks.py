@@ -83,7 +83,7 @@ def sanity_checks(model_dir, stimuli_dir, attr_dir, index, attributions, *, seed
                 pk = jax.tree.map(lambda a, k=k: a[k], p) if ovo else p
                 for s in range(0, int(pick.sum()), size):
                     r, tk = rows[pick][s:s + size], t[pick][s:s + size]
-                    full = np.minimum(np.arange(distributed.padded(len(r), mesh)), len(r) - 1)
+                    full = distributed.padded_rows(len(r), mesh)
                     x = distributed.global_rows(mesh, images[r][distributed.rows(len(r), mesh)], len(r))
                     m = distributed.to_host(fn(features, head, pk, x, tk[full]))[:len(r)]
                     out = np.zeros((n, *m.shape[1:]), np.float32) if out is None else out

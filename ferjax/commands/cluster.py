@@ -116,16 +116,15 @@ def launch(processes, devices_per_process, wall, command):
         except OSError as err:
             _stop(children)
             raise click.ClickException(f"cannot start {command[0]!r}: {err}") from None
-    start, failed = time.monotonic(), None
-    while failed is None and any(c.poll() is None for c in children):
-        failed = next((i for i, c in enumerate(children) if c.poll() not in (None, 0)), None)
+    start = time.monotonic()
+    # until all have exited, or one has failed
+    while any(c.poll() is None for c in children) and all(c.poll() in (None, 0) for c in children):
         if wall and time.monotonic() - start > wall:
             _stop(children)
             click.echo(f"error: the {processes} processes ran past --timeout {wall} s; stopped them", err=True)
             sys.exit(124)
         time.sleep(0.05)
-    failed = next((i for i, c in enumerate(children) if c.poll() not in (None, 0)), None) if failed is None \
-        else failed
+    failed = next((i for i, c in enumerate(children) if c.poll() not in (None, 0)), None)
     if failed is not None:
         code = children[failed].returncode
         _stop(children)

@@ -116,7 +116,7 @@ def attribute_cmd(model_dir, stimuli_dir, areas, variant, max_iter, step, sigma,
             b, mine = len(rows), distributed.rows(len(rows), mesh)
             x = distributed.global_rows(mesh, load(rows[mine]), b)
             images_read += len(np.unique(mine))
-            full = np.minimum(np.arange(distributed.padded(b, mesh)), b - 1)
+            full = distributed.padded_rows(b, mesh)
             targets = {"true": t_idx[full], "contrast": np.stack([t_idx, f_idx], 1)[full]}
             for name, tgt in targets.items():
                 for method, fn in methods:

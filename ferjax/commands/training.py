@@ -95,6 +95,7 @@ def train_cmd(dataset, splits, model_name, mode, steps, batch_size, lr, warmup, 
     import hashlib
     import json
 
+    import jax
     import jax.numpy as jnp
 
     from ferjax import distributed, figures, sharding, train
@@ -148,7 +149,7 @@ def train_cmd(dataset, splits, model_name, mode, steps, batch_size, lr, warmup, 
         files.save_tree(tmp / "params.npz", params)
         files.write_json(tmp / "model.json", {"model": model_name, "mode": mode, "size": size, "channels": channels,
                                               "num_classes": len(NAMES), "dtype": dtype})
-        files.write_json(tmp / "provenance.json", stamp(config, devices=mesh.size, processes=distributed.process_count()))
+        files.write_json(tmp / "provenance.json", stamp(config, devices=mesh.size, processes=jax.process_count()))
     if plots:
         conf = test["confusion"] / np.maximum(test["confusion"].sum(1, keepdims=True), 1)
         big = np.kron(figures.heat(conf), np.ones((40, 40, 1), np.uint8))
