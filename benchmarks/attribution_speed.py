@@ -4,11 +4,11 @@ Same network (``--model``: the default study's ``fine``, or ``small``), same
 inputs, same run:
 
 * CAM / GradCAM on a batch of 64 images (64 x 64 x 1), target class 3:
-  ``ferjax.attribution.cam`` / ``gradcam`` (jit-compiled, warmed up) vs
+  ``ferjax.explain.activation.cam`` / ``gradcam`` (jit-compiled, warmed up) vs
   pytorch-grad-cam's ``GradCAM`` (pytorch-grad-cam has no plain CAM class; on
   this GAP-linear network GradCAM equals CAM up to a constant, so our CAM is
   compared with their GradCAM as well).
-* Extremal Perturbation, per image: ``ferjax.perturbation.extremal_perturbation``
+* Extremal Perturbation, per image: ``ferjax.explain.perturbation.extremal_perturbation``
   (all images in one compiled program) vs TorchRay's ``extremal_perturbation``
   (one image per call, as TorchRay works), identical settings.
 * FLOP counts (XLA's cost analysis for ours; ``torch.utils.flop_counter`` for
@@ -58,6 +58,8 @@ import types
 import warnings
 
 import numpy as np
+
+from ferjax.explain import masks as ep_masks
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
 
@@ -169,8 +171,12 @@ def torchray_masks(torchray_ep, torch, net, images, targets, **kw):
 
 def torch_plain(params, torch, name):
     """ferjax's plain network ``name`` (small, fine) in torch, weights copied from the flax params."""
-    from ferjax.model import PLAIN, _groups  # the group count flax's GroupNorm was built with
     from flax import nnx
+
+    from ferjax.networks.cnn import (  # the group count flax's GroupNorm was built with
+        PLAIN,
+        _groups,
+    )
 
     eps = nnx.GroupNorm(8, num_groups=2, rngs=nnx.Rngs(0)).epsilon  # flax default, 1e-6
     nn = torch.nn
@@ -300,8 +306,9 @@ def main(argv=None):
 
     if args.cpu_devices:
         jax.config.update("jax_num_cpu_devices", args.cpu_devices)
-    from ferjax import attribution, perturbation, sharding
-    from ferjax.model import create
+    from ferjax.explain import activation, perturbation
+    from ferjax.networks.cnn import create
+    from ferjax.plumbing import devices
 
     torch.set_num_threads(thread_counts[0])
     if jax.default_backend() != "cpu":
@@ -366,21 +373,21 @@ def main(argv=None):
     k = int(params["head"]["kernel"].shape[0])
 
     def ours_cam():
-        return attribution.cam(features, classifier, params, images, targets).block_until_ready()
+        return activation.cam(features, classifier, params, images, targets).block_until_ready()
 
     def ours_gradcam():
-        return attribution.gradcam(features, classifier, params, images,
+        return activation.gradcam(features, classifier, params, images,
                                    targets).block_until_ready()
 
     # CAM's kernel alone: W precomputed (cam() re-reads W from the classifier and checks
     # it is affine on every call, a few small eager dispatches)
-    w = attribution.classifier_weights(classifier, params, k)
+    w = activation.classifier_weights(classifier, params, k)
     # split over the devices as cam() does
-    _, k_params, k_images, tt, tf = sharding.split_batch(
+    _, k_params, k_images, tt, tf = devices.split_batch(
         None, params, images, jnp.full(BATCH, TARGET, jnp.int32), jnp.zeros(BATCH, jnp.int32))
 
     def cam_kernel(p, x, w, tt, tf):
-        return attribution._cam_maps(features, p, x, w, tt, tf, False, True, True, True)
+        return activation._cam_maps(features, p, x, w, tt, tf, False, True, True, True)
 
     cam_kernel_jit = jax.jit(cam_kernel)
 
@@ -406,7 +413,7 @@ def main(argv=None):
         return 1
 
     f_cam = flops_of(jax.jit(cam_kernel).lower(params, images, w, np.asarray(tt), np.asarray(tf)).compile())
-    f_grad = flops_of(jax.jit(lambda p, x: attribution.gradcam(features, classifier, p, x, targets))
+    f_grad = flops_of(jax.jit(lambda p, x: activation.gradcam(features, classifier, p, x, targets))
                       .lower(params, images).compile())
     f_ref = torch_flops(torch, ref_gradcam)
 
@@ -480,7 +487,7 @@ def main(argv=None):
     ep_jit = jax.jit(lambda p, x: perturbation.extremal_perturbation(
         features, classifier, p, x, ep_targets[:1], mesh=one_device, **ep_kw)["masks"])
     f_prog = flops_of(ep_jit.lower(params, ep_images[:1]).compile())
-    f_pyr = flops_of(jax.jit(lambda im: perturbation._pyramid(im, 8, 20.0, "blur"))
+    f_pyr = flops_of(jax.jit(lambda im: ep_masks.pyramid(im, 8, 20.0, "blur"))
                      .lower(ep_images[0]).compile())
     f_ours_ep = ni * ((f_prog - f_pyr) * iters + f_pyr)
     # TorchRay: count 10 and 20 iterations on one image, extrapolate linearly, x images
@@ -532,18 +539,18 @@ def trained_stimuli(model_dir, stimuli_dir, per_class):
     import jax
     import pandas as pd
 
-    from ferjax import model
-    from ferjax.commands.training import _stimulus_images, _to_model, load_model
+    from ferjax.faces.images import read_stimuli, to_model_input
+    from ferjax.networks import cnn
+    from ferjax.networks.saved import load_model
 
     params, _, _, spec = load_model(model_dir)
     if spec["model"] not in ("fine", "small") or spec["mode"] != "multiclass" or spec["channels"] != CHANNELS:
         raise ValueError(f"needs a multiclass `fine` or `small` grey model, got {spec}")
-    features, classifier = model.functions(spec["model"], num_classes=spec["num_classes"], channels=CHANNELS)
+    features, classifier = cnn.functions(spec["model"], num_classes=spec["num_classes"], channels=CHANNELS)
     trials = pd.read_csv(os.path.join(stimuli_dir, "trials.csv"))
     rows = trials.groupby("true").head(per_class).index
-    x01 = _to_model(_stimulus_images(stimuli_dir, trials["filename"][rows], spec["size"], CHANNELS),
-                    spec["size"], CHANNELS)
-    images = np.asarray(model.preprocess(jax.numpy.asarray(x01)))
+    x01 = to_model_input(read_stimuli(stimuli_dir, trials["filename"][rows], CHANNELS), spec["size"], CHANNELS)
+    images = np.asarray(cnn.preprocess(jax.numpy.asarray(x01)))
     return params, features, classifier, spec, images, trials["true"].to_numpy()[rows]
 
 
@@ -560,7 +567,7 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     """
     import jax
 
-    from ferjax import perturbation
+    from ferjax.explain import perturbation
 
     try:
         params, features, classifier, spec, images, targets = trained_stimuli(

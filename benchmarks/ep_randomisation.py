@@ -9,8 +9,8 @@ settings, by running TorchRay's ``extremal_perturbation`` (800 iterations, its
 own optimiser) on a torch port of the trained and the randomised networks,
 beside ferjax's `faithful` preset at 800 iterations and its `fast` preset.
 
-Same protocol as the `compare` stage: ``ferjax.sanity.cascade`` draws with
-keys ``fold_in(key(seed), d)``, Spearman by ``ferjax.sanity.rank_similarity``,
+Same protocol as the `compare` stage: ``ferjax.explain.sanity.cascade`` draws with
+keys ``fold_in(key(seed), d)``, Spearman by ``ferjax.explain.sanity.rank_similarity``,
 the true-class logit, area 0.1, step 2 and sigma 6 (TorchRay's 7 and 21
 scaled to 64 px). Stimuli: the first ``--per-class`` of each class in
 trials.csv. TorchRay runs one image at a time on 1 thread (~6.5 s per image
@@ -34,7 +34,13 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from attribution_speed import import_references, torch_plain, torchray_masks, trained_stimuli, version
+from attribution_speed import (
+    import_references,
+    torch_plain,
+    torchray_masks,
+    trained_stimuli,
+    version,
+)
 
 
 def main(argv=None):
@@ -51,8 +57,8 @@ def main(argv=None):
     import torch
 
     jax.config.update("jax_num_cpu_devices", 2)
-    from ferjax import perturbation, sanity
-    from ferjax.commands.training import model_init
+    from ferjax.explain import perturbation, sanity
+    from ferjax.networks.saved import init_function
 
     warnings.filterwarnings("ignore", message="torch.meshgrid")  # TorchRay's, harmless
     torchray_ep = import_references()[0]
@@ -71,7 +77,7 @@ def main(argv=None):
 
     methods = {"TorchRay, 800 iterations": torchray, "ferjax faithful, 800 iterations": ours("faithful", 800)}
     methods.update({f"ferjax fast, {k} iterations": ours("fast", int(k)) for k in args.fast_iters.split(",")})
-    init, levels = model_init(spec), {"head": [], "all": []}
+    init, levels = init_function(spec), {"head": [], "all": []}
     for d in range(args.draws):
         drawn = sanity.cascade(params, init, jax.random.fold_in(jax.random.key(args.seed), d),
                                [("head", ["head"]), ("all", None)])

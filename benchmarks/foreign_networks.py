@@ -7,7 +7,7 @@ Networks (64 x 64 x 1 inputs, 8 classes):
   ReLU, global average pooling, affine), as a new user would write it;
 * ``lax NCHW``: the same network in PyTorch's layout (NCHW / OIHW);
 * ``torch``: the same network as a ``torch.nn.Module``, imported through
-  torchax (:mod:`ferjax.importers.torch`);
+  torchax (:mod:`ferjax.networks.importers.torch`);
 * ``torch, exported``: that import saved in ferjax's exported format and
   loaded back (what the pipeline runs).
 
@@ -18,7 +18,7 @@ measurement: areas 0.05 and 0.1, ``step=2, sigma=6``, the ``faithful``
 cores as 2 XLA devices; TorchRay is timed with 1 and 2 torch threads.
 ferjax is also timed with ``fast_gradients=False`` (the network's own
 convolution gradients), which is what a network ferjax did not build got
-before :mod:`ferjax.rewrite`.
+before :mod:`ferjax.networks.rewrite`.
 
 Each time is a median of ``--runs`` runs after one warm-up call; the
 first call's time (tracing and XLA compilation included) is printed beside
@@ -47,7 +47,9 @@ from jax import lax  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from attribution_speed import import_references, median_time, torch_image  # noqa: E402
 
-from ferjax import attribution, network, perturbation, sharding  # noqa: E402
+from ferjax import sharding  # noqa: E402
+from ferjax.explain import activation, perturbation
+from ferjax.networks import interface
 
 CHANNELS = ((1, 16, 1), (16, 32, 2), (32, 64, 2), (64, 64, 1))
 EP = dict(areas=(0.05, 0.1), step=2, sigma=6)
@@ -100,7 +102,7 @@ def torch_module(torch, params):
 
 
 def ferjax_ep(features, head, params, images, targets, iters, fast=True):
-    return lambda: attribution.extremal_perturbation(features, head, params, images, targets, max_iter=iters,
+    return lambda: activation.extremal_perturbation(features, head, params, images, targets, max_iter=iters,
                                                      fast_gradients=fast, **EP)["masks"]
 
 
@@ -113,7 +115,7 @@ def compile_seconds(features, head, params, images, targets, iters):
               sigma=float(EP["sigma"]), num_levels=8, max_blur=20.0, jitter=True, reward="score", fast=False,
               mesh=mesh, fast_gradients=True)
     start = time.perf_counter()
-    lowered = perturbation._ep.lower(features, network.as_head(head), p, x, t, f, False, **kw)
+    lowered = perturbation._ep.lower(features, interface.as_head(head), p, x, t, f, False, **kw)
     traced = time.perf_counter() - start
     start = time.perf_counter()
     lowered.compile()
@@ -128,8 +130,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch = __import__("torch")
     torchray_ep = import_references()[0]
-    from ferjax.importers import exported
-    from ferjax.importers import torch as torch_importer
+    from ferjax.networks.importers import exported
+    from ferjax.networks.importers import torch as torch_importer
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; jax {jax.__version__} on {jax.devices()}; "
           f"torch {torch.__version__}; XLA_FLAGS={os.environ.get('XLA_FLAGS')}")
@@ -149,7 +151,7 @@ def main(argv=None):
     with torch.no_grad():
         want = module(torch.from_numpy(np.asarray(images).transpose(0, 3, 1, 2).copy())).numpy()
     for name, (p, f, h) in nets.items():
-        got = np.asarray(network.as_head(h)(p, f(p, images)))
+        got = np.asarray(interface.as_head(h)(p, f(p, images)))
         assert np.abs(got - want).max() < 1e-4, (name, np.abs(got - want).max())
 
     torch_times = {}

@@ -1,4 +1,4 @@
-"""Time `ferjax.human.rasterize` at the reference study's size.
+"""Time `ferjax.people.clickmaps.rasterize` at the reference study's size.
 
 22 simulated participants x 280 stimuli = 6,160 trials at 256x256, about 5
 clicks each (the default synthetic study). Prints the median wall time of
@@ -16,7 +16,8 @@ import time
 import jax
 import numpy as np
 
-from ferjax import data, human, participants, render
+from ferjax.faces import render, selection
+from ferjax.people import clickmaps, simulation
 
 
 def main():
@@ -24,17 +25,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     _, labels, names, intensities, regions = render.render_study(35, size=64, channels=1, seed=0)
-    trials, clicks, _ = participants.simulate(names, labels, data.assign_foils(labels, seed=0), regions,
+    trials, clicks, _ = simulation.simulate(names, labels, selection.assign_foils(labels, seed=0), regions,
                                               intensities, participants=22, seed=0)
     print(f"{len(trials)} trials, {len(clicks)} clicks ({len(clicks) / len(trials):.2f} per trial), 256x256")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"jax {jax.__version__} on {jax.devices()[0].platform}")
     for which in ("all", "correct"):
-        human.rasterize(trials, clicks, which=which)  # compile
+        clickmaps.rasterize(trials, clicks, which=which)  # compile
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            maps, _ = human.rasterize(trials, clicks, which=which)
+            maps, _ = clickmaps.rasterize(trials, clicks, which=which)
             np.asarray(maps)
             times.append(time.perf_counter() - start)
         print(f"rasterize which={which}: median {statistics.median(times):.2f} s "

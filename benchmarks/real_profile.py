@@ -2,7 +2,7 @@
 
 Two parts, each a subcommand:
 
-``train``: images/s of ``ferjax.train.train`` with ferjax's ``resnet18``
+``train``: images/s of ``ferjax.networks.train.train`` with ferjax's ``resnet18``
 (GroupNorm) on 224x224x3 images, batch ``--batch-size``, median over timed
 windows after the compiling steps. Run it as one process, or as several
 processes of one JAX job to measure their scaling::
@@ -19,7 +19,7 @@ EP runs ``--ep-iters`` iterations; its per-iteration time is what the
 projection multiplies by 800.
 
 Images are the synthetic renderer's 256-px RGB faces resized to 224
-(``ferjax.render``), standing in for AffectNet.
+(``ferjax.faces.render``), standing in for AffectNet.
 """
 
 from __future__ import annotations
@@ -38,18 +38,20 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from attribution_speed import median_time  # noqa: E402
 
+from ferjax.faces import expressions
+
 
 def faces(n, size=224, seed=0):
     """n synthetic 256-px RGB faces resized to ``size``: (N, size, size, 3) uint8, and their classes."""
     from PIL import Image
 
-    from ferjax import render
+    from ferjax.faces import render
 
     labels = np.arange(n) % 8
     out = []
     for k, c in enumerate(labels):
         rng = np.random.default_rng([seed, int(c), k])
-        face = render.render(render.sample_face(rng, int(c)), 256, rng, channels=3)
+        face = render.render(expressions.sample_face(rng, int(c)), 256, rng, channels=3)
         out.append(np.asarray(Image.fromarray(face).resize((size, size), Image.BILINEAR)))
     return np.stack(out), labels
 
@@ -57,11 +59,12 @@ def faces(n, size=224, seed=0):
 def train_rate(args):
     import jax
 
-    from ferjax import distributed, sharding, train
+    from ferjax.networks import train
+    from ferjax.plumbing import devices, distributed
 
     distributed.initialize()
     images, labels = faces(64)
-    mesh = sharding.data_mesh(None)
+    mesh = devices.data_mesh(None)
     stamps = []
 
     def clock(step, metrics):
@@ -85,18 +88,20 @@ def ep_rate(args):
     """EP images/s with the images split over every process's devices (one process, or several)."""
     import jax
 
-    from ferjax import attribution, distributed, model, sharding
+    from ferjax.explain import activation
+    from ferjax.networks import cnn
+    from ferjax.plumbing import devices, distributed
 
     distributed.initialize()
-    mesh = sharding.data_mesh(None)
+    mesh = devices.data_mesh(None)
     n = args.images_per_device * mesh.size
     images, labels = faces(n)
-    params, features, classifier = model.create("resnet18", num_classes=8, channels=3, size=224,
+    params, features, classifier = cnn.create("resnet18", num_classes=8, channels=3, size=224,
                                                 key=jax.random.key(0))
     x = distributed.global_rows(mesh, images[distributed.rows(n, mesh)].astype(np.float32) / 255.0, n)
 
     def run():
-        out = attribution.extremal_perturbation(features, classifier, params, x, labels, areas=(0.05, 0.1, 0.2),
+        out = activation.extremal_perturbation(features, classifier, params, x, labels, areas=(0.05, 0.1, 0.2),
                                                 step=7, sigma=21, max_iter=args.ep_iters, scale_to=None, mesh=mesh)
         return distributed.to_host(out["masks"])
 
@@ -155,11 +160,10 @@ def torch_resnet18(torch, num_classes=8):
 
 def attribute_rates(args):
     import jax
-
     from attribution_speed import import_references, torch_image
 
-    from ferjax import attribution
-    from ferjax.importers import torch as torch_importer
+    from ferjax.explain import activation
+    from ferjax.networks.importers import torch as torch_importer
 
     torch = __import__("torch")
     torch.set_num_threads(args.torch_threads)
@@ -178,7 +182,7 @@ def attribute_rates(args):
         return median_time(fn, runs)
 
     n = len(x)
-    for name, ours in (("CAM", attribution.cam), ("GradCAM", attribution.gradcam)):
+    for name, ours in (("CAM", activation.cam), ("GradCAM", activation.gradcam)):
         cls = grad_cam.GradCAM if name == "GradCAM" else None
         t_ours = median(lambda: ours(net.features, net.head, net.params, x, labels))
         if cls is None:
@@ -190,7 +194,7 @@ def attribute_rates(args):
               f"ratio {t_ref / t_ours:.2f}x")
     ep = dict(areas=(0.05, 0.1, 0.2), step=7, sigma=21, max_iter=args.ep_iters)
     k = args.ep_images
-    t_ours = median(lambda: attribution.extremal_perturbation(net.features, net.head, net.params, x[:k], labels[:k],
+    t_ours = median(lambda: activation.extremal_perturbation(net.features, net.head, net.params, x[:k], labels[:k],
                                                               scale_to=None, **ep)["masks"], runs=1)
 
     def torchray():

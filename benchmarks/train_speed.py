@@ -1,4 +1,4 @@
-"""Time `ferjax.train.train` for the `small` model on 64x64 grayscale, batch 64.
+"""Time `ferjax.networks.train.train` for the `small` model on 64x64 grayscale, batch 64.
 
 Runs the real training loop on random faces-sized images; a callback blocks on
 each step's loss and records the time. Prints the median images/s over
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ferjax import train
+from ferjax.networks import train
 
 
 def main():

@@ -1,5 +1,5 @@
 """DVC stage `prepare`: params section `prepare` -> work/prepared/, metrics/prepare.json."""
 
-from ferjax.params import run_stage
+from ferjax.cli.stage import run_stage
 
 run_stage("prepare", out="work/prepared", metrics="metrics/prepare.json")

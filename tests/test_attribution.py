@@ -1,4 +1,4 @@
-"""Tests for ferjax.attribution (CAM, GradCAM) and ferjax.perturbation (EP).
+"""Tests for ferjax.explain.activation (CAM, GradCAM) and ferjax.explain.perturbation (EP).
 
 The reference implementations (pytorch-grad-cam, TorchRay) are installed by CI
 with::
@@ -25,8 +25,13 @@ import numpy as np
 import pytest
 from conftest import missing_reference
 
-from ferjax import attribution
-from ferjax.attribution import cam, classifier_weights, extremal_perturbation, gradcam
+from ferjax.explain import activation
+from ferjax.explain.activation import (
+    cam,
+    classifier_weights,
+    extremal_perturbation,
+    gradcam,
+)
 
 STUBBED = ("torchvision", "cv2", "ttach", "sklearn", "matplotlib")
 
@@ -390,7 +395,7 @@ def test_ep_schedules():
     # faithful: TorchRay's constant lr and lambda_t = 300 * 1.0035^t; fast at 20
     # iterations: lr 0.8 / 20 held for the first quarter, a cosine to 0, and the
     # area weight growing 1.0035^40 per step so that it would reach 300 * 1.0035^800
-    from ferjax.perturbation import _schedule
+    from ferjax.explain.perturbation import _schedule
     lrs, lam = _schedule(800, fast=False)
     np.testing.assert_array_equal(lrs, np.float32(0.01))
     np.testing.assert_allclose(lam, 300 * 1.0035 ** np.arange(800), rtol=1e-5)
@@ -422,7 +427,7 @@ def test_area_loss_equals_sorted_reference_loss():
     # 1s, repeated values) straddling the 0/1 boundary of r. Without ties the
     # gradient is the sort's; a group of tied pixels shares the reference values
     # at its sorted positions evenly: 2 (m_i - mean(r over the group's slots)) / M.
-    from ferjax.perturbation import _area_loss
+    from ferjax.explain.perturbation import _area_loss
     rng = np.random.default_rng(0)
     for m in (rng.random(500), np.clip(rng.random(500) * 2 - 0.5, 0, 1),
               np.round(rng.random(500) * 4) / 4):
@@ -462,4 +467,4 @@ def test_extremal_perturbation_properties():
 
 
 def test_reexport():
-    assert attribution.extremal_perturbation is extremal_perturbation
+    assert activation.extremal_perturbation is extremal_perturbation

@@ -247,18 +247,25 @@ def test_train_attribute_compare_outputs(tiny):
     assert (tiny / "plots/attribution_sheet.png").exists() and (tiny / "plots/confusion.png").exists()
 
 
+def checks_on(network_dir, stimuli_dir, attr_dir, index, maps, **options):
+    """The sanity checks on a study's folders, read as `ferjax sanity` reads them."""
+    from ferjax.cli.sanity import read_inputs
+    from ferjax.explain.checks import sanity_checks
+
+    network, stimuli, ep_settings, ground_truth = read_inputs(network_dir, stimuli_dir, attr_dir, index)
+    return sanity_checks(network, stimuli, index, maps, ep_settings, ground_truth, **options)
+
+
 def test_pointing_game_points_ep_with_the_summed_masks(tiny):
     """EP's pointing map is the sum of its masks at the pointing areas: a saved area is reused, a missing one
     re-run with the attribute stage's settings, so the sum equals the attribute stage's own masks summed."""
-    from ferjax.commands.checks import sanity_checks
-
     index = pd.read_csv(tiny / "attribution/index.csv")
     with np.load(tiny / "attribution/maps.npz") as z:
         maps = {k: z[k] for k in z.files}
     assert list(maps["areas"]) == [0.1, 0.2]
     only_first = dict(maps, areas=maps["areas"][:1], ep_true=maps["ep_true"][:, :1])   # 0.2 must be re-run
-    pointing = sanity_checks(tiny / "network", tiny / "stimuli", tiny / "attribution", index, only_first,
-                             ep_areas=(0.1, 0.2), ep_images=0, draws=1, keep_maps=True)["pointing_game"]
+    pointing = checks_on(tiny / "network", tiny / "stimuli", tiny / "attribution", index, only_first,
+                         ep_areas=(0.1, 0.2), ep_images=0, draws=1, keep_maps=True)["pointing_game"]
     rows, summed = pointing["rows"], pointing["maps"]["EP 0.1+0.2 true"]
     assert len(rows) >= 5 and summed.shape == (len(rows), 32, 32)
     np.testing.assert_allclose(summed, maps["ep_true"][rows].sum(1), atol=1e-5)
@@ -289,7 +296,7 @@ def test_compare_reports_agreement_robustness_and_a_verdict(tiny):
 def test_report_is_self_contained_and_answers_first(tiny):
     import re
 
-    from ferjax.study_report import FIGURES
+    from ferjax.report.document import FIGURES
 
     text = (tiny / "report/index.html").read_text()
     # nothing is requested from anywhere: every image is a data URI, no link, stylesheet, font or remote script
@@ -351,7 +358,7 @@ def test_report_renders_in_a_real_browser_without_the_network(tiny, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from ferjax.study_report import FIGURES
+    from ferjax.report.document import FIGURES
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
@@ -401,17 +408,15 @@ def test_one_vs_one_trains_and_is_explained_end_to_end(tiny, tmp_path):
     with np.load(tmp_path / "attribution/maps.npz") as z:
         assert z["gradcam_contrast"].shape == (56, 32, 32) and np.isfinite(z["ep_true"]).all()
         maps = {k: z[k] for k in z.files}
-    from ferjax.commands.checks import sanity_checks
-
-    checks = sanity_checks(tmp_path / "network", tiny / "stimuli", tmp_path / "attribution",
-                           pd.read_csv(tmp_path / "attribution/index.csv"), maps, ep_images=2, draws=1)
+    checks = checks_on(tmp_path / "network", tiny / "stimuli", tmp_path / "attribution",
+                       pd.read_csv(tmp_path / "attribution/index.csv"), maps, ep_images=2, draws=1)
     assert checks["pointing_game"]["images"] + checks["pointing_game"]["misclassified"] == 49
     assert checks["randomization"]["methods"]["EP 0.1 true"]["all"]["maps"] == 2
     assert checks["randomization"]["methods"]["CAM true"]["head"]["maps"] == 56
 
 
 def test_checkpoints_resume_only_the_same_code(tiny, tmp_path, monkeypatch):
-    from ferjax.commands import training
+    from ferjax.cli import train as training
 
     def train(ckpt):
         result = run("train", "--dataset", tiny / "prepared", "--splits", tiny / "split",
@@ -457,8 +462,8 @@ def _foreign_network():
     grayscale in, FER2013's 7 classes out, a head of a 3x3 convolution then global average pooling."""
     import jax
 
-    from ferjax.importers import LABEL_MAPS
-    from ferjax.network import Head, Network
+    from ferjax.networks.importers import LABEL_MAPS
+    from ferjax.networks.interface import Head, Network
 
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     params = {"trunk": {"kernel": jax.random.normal(keys[0], (3, 3, 1, 8)) * 0.5},
@@ -476,7 +481,7 @@ def _foreign_network():
 def test_an_imported_network_goes_through_the_pipeline(tiny, tmp_path):
     """A network from elsewhere, saved in ferjax's exported format, explained and compared on the tiny study:
     its own 64x64 grayscale input, FER2013's classes mapped to AffectNet's, contempt left out, no CAM."""
-    from ferjax.importers import exported
+    from ferjax.networks.importers import exported
 
     exported.save(tmp_path / "fer", _foreign_network())
     steps = [("network", "--source", "exported", "--file", tmp_path / "fer", "--stimuli", tiny / "stimuli", "--logs",

@@ -1,4 +1,4 @@
-"""ferjax.conv: the hand-written input gradients (stride 1, sub-pixel for stride s) equal XLA's."""
+"""ferjax.networks.conv: the hand-written input gradients (stride 1, sub-pixel for stride s) equal XLA's."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from ferjax.conv import conv_general_dilated
+from ferjax.networks.conv import conv_general_dilated
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 

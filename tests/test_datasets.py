@@ -1,4 +1,4 @@
-"""Tests for ferjax.datasets: each loader on fixtures written in its real on-disk format."""
+"""Tests for ferjax.faces.datasets: each loader on fixtures written in its real on-disk format."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ferjax.datasets import FORMATS, load_dataset
-from ferjax.errors import InputError
+from ferjax.faces.datasets import FORMATS, load_dataset
+from ferjax.plumbing.errors import InputError
 
 LANDMARKS = ";".join(f"{i + 0.5:.1f}" for i in range(136))
 AFFECTNET_HEADER = (

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ferjax import display
+from ferjax.faces import display
 
 
 @pytest.mark.parametrize("size", [1, 4, 7, 70])

@@ -6,13 +6,13 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from ferjax.experiment.app import create_app
-from ferjax.experiment.cli import experiment
-from ferjax.experiment.db import Store
-from ferjax.experiment.demo import make_stimuli
-from ferjax.experiment.design import Design, read_texts, read_trials
-from ferjax.experiment.export import export, frames
-from ferjax.human import load_logs
+from ferjax.cli.experiment import experiment
+from ferjax.people.clicklogs import load_logs
+from ferjax.people.experiment.app import create_app
+from ferjax.people.experiment.db import Store
+from ferjax.people.experiment.demo import make_stimuli
+from ferjax.people.experiment.design import Design, read_texts, read_trials
+from ferjax.people.experiment.export import export, frames
 
 ADMIN = "admin-secret-token"
 _n = iter(range(10**9))

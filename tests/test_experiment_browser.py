@@ -16,12 +16,13 @@ import pytest
 from conftest import missing_reference
 from selenium import webdriver
 
-from ferjax.experiment.db import Store
-from ferjax.experiment.demo import make_stimuli
-from ferjax.experiment.design import read_trials
-from ferjax.experiment.export import export
-from ferjax.experiment.loadcheck import free_port, start_server, stop
-from ferjax.human import load_logs, rasterize
+from ferjax.people.clicklogs import load_logs
+from ferjax.people.clickmaps import rasterize
+from ferjax.people.experiment.db import Store
+from ferjax.people.experiment.demo import make_stimuli
+from ferjax.people.experiment.design import read_trials
+from ferjax.people.experiment.export import export
+from ferjax.people.experiment.loadcheck import free_port, start_server, stop
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 

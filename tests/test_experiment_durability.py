@@ -5,12 +5,12 @@ import signal
 import threading
 import time
 
-from ferjax.experiment.db import Store
-from ferjax.experiment.demo import make_stimuli
-from ferjax.experiment.design import read_trials
-from ferjax.experiment.export import export
-from ferjax.experiment.loadcheck import Client, free_port, start_server, stop
-from ferjax.human import load_logs
+from ferjax.people.clicklogs import load_logs
+from ferjax.people.experiment.db import Store
+from ferjax.people.experiment.demo import make_stimuli
+from ferjax.people.experiment.design import read_trials
+from ferjax.people.experiment.export import export
+from ferjax.people.experiment.loadcheck import Client, free_port, start_server, stop
 
 
 def clicker(port, token, ack, acked, pending, stop_after):

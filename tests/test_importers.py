@@ -24,10 +24,10 @@ from test_attribution import (
     torch_net,
 )
 
-from ferjax import attribution
-from ferjax.errors import InputError
-from ferjax.importers import LABEL_MAPS, exported
-from ferjax.network import Head, Network
+from ferjax.explain import activation
+from ferjax.networks.importers import LABEL_MAPS, exported
+from ferjax.networks.interface import Head, Network
+from ferjax.plumbing.errors import InputError
 
 EP = dict(areas=(0.1,), max_iter=300, step=3, sigma=6)
 
@@ -55,10 +55,10 @@ def _references(net_torch, layer_module, images, targets):
 
 
 def _matches_references(net: Network, ref_gradcam, ref_masks, images, targets):
-    ours = np.asarray(attribution.gradcam(net.features, net.head, net.params, images, np.asarray(targets)))
+    ours = np.asarray(activation.gradcam(net.features, net.head, net.params, images, np.asarray(targets)))
     for r, g in zip(ref_gradcam, ours):
         assert _pearson(r, g) >= 0.999
-    masks = np.asarray(attribution.extremal_perturbation(net.features, net.head, net.params, images,
+    masks = np.asarray(activation.extremal_perturbation(net.features, net.head, net.params, images,
                                                          np.asarray(targets), **EP)["masks"])
     r = [_pearson(masks[i, 0], ref_masks[i, 0]) for i in range(len(images))]
     area_diff = np.abs((masks > 0.5).mean(axis=(2, 3)) - (ref_masks > 0.5).mean(axis=(2, 3)))
@@ -98,7 +98,7 @@ def test_a_torch_cnn_imported_through_torchax_matches_the_references(tmp_path):
     _import_references()
     if importlib.util.find_spec("torchax") is None:
         missing_reference("needs pip install 'ferjax[torch]'")
-    from ferjax.importers import torch as torch_importer
+    from ferjax.networks.importers import torch as torch_importer
 
     blob, _, _ = tiny_blob_net()
     module = torch_net(blob)
@@ -164,7 +164,7 @@ def test_fer_gradcam_equals_one_written_with_jax_grad_on_stateless_call(fer):
     up = jax.image.resize(raw, (2, 64, 64), "bilinear")
     lo, hi = up.min(axis=(1, 2), keepdims=True), up.max(axis=(1, 2), keepdims=True)
     want = (up - lo) / (hi - lo + 1e-7)
-    got = attribution.gradcam(net.features, net.head, net.params, x, targets)
+    got = activation.gradcam(net.features, net.head, net.params, x, targets)
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
@@ -172,19 +172,19 @@ def test_fer_head_is_not_for_cam_but_its_last_layer_is(fer):
     _, model, net = fer
     x = _astronaut_face()
     with pytest.raises(ValueError, match="depends on where in the maps"):
-        attribution.cam(net.features, net.head, net.params, x, np.array([3]))
-    from ferjax.importers import keras as keras_importer
+        activation.cam(net.features, net.head, net.params, x, np.array([3]))
+    from ferjax.networks.importers import keras as keras_importer
 
     last = keras_importer.from_model(model, "conv2d_7", labels=LABEL_MAPS["fer2013"], mean=0.5, std=0.5)
     maps = last.features(last.params, jnp.asarray(x))     # (1, 4, 4, 7): one map per class, then pooling
-    cam = attribution.cam(last.features, last.head, last.params, x, np.array([3]), relu=False, normalize=False,
+    cam = activation.cam(last.features, last.head, last.params, x, np.array([3]), relu=False, normalize=False,
                           upsample=False)
     np.testing.assert_allclose(cam[0], maps[0, :, :, 3], atol=1e-5)
 
 
 def test_bad_keras_files_and_layers_give_one_clear_error(fer, tmp_path):
     path, model, _ = fer
-    from ferjax.importers import keras as keras_importer
+    from ferjax.networks.importers import keras as keras_importer
 
     with pytest.raises(InputError, match="layer 'nope': no layer of that name.*add_4"):
         keras_importer.from_model(model, "nope", where=path)

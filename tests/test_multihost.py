@@ -115,7 +115,7 @@ def test_two_processes_train_the_same_parameters_and_resume_from_their_checkpoin
 
 
 def test_a_process_that_exits_early_stops_the_others_with_an_error(study):
-    from ferjax.commands.cluster import free_port
+    from ferjax.cli.launch import free_port
 
     common = ["attribute", "--stimuli", "stimuli", *ATTRIBUTE[:-1], "20", "--coordinator",
               f"127.0.0.1:{free_port()}", "--num-processes", "2"]

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from jax import lax
 
-from ferjax import attribution, rewrite
-from ferjax.network import Head, as_head, label_index
+from ferjax.explain import activation
+from ferjax.networks import rewrite
+from ferjax.networks.interface import Head, as_head, label_index
 
 
 def plain_cnn(layout="NHWC", seed=0):
-    """A 3-layer CNN written with plain lax convolutions (no ferjax.conv), as a new user would write it."""
+    """A 3-layer CNN written with plain lax convolutions (no ferjax.networks.conv), as a new user would write it."""
     rng = np.random.default_rng(seed)
     chans = ((3, 8, 1), (8, 16, 2), (16, 16, 1))
     params = {f"w{i}": jnp.asarray(rng.normal(size=(3, 3, ci, co)) * np.sqrt(2 / (9 * ci)), jnp.float32)
@@ -44,12 +45,12 @@ def test_old_and_new_interface_give_the_same_maps(layout):
     params, features, classifier = plain_cnn(layout)
     head = Head(lambda p, a: classifier(p, a.mean(axis=(1, 2))))
     x, t = images(), np.array([0, 3, 1])
-    for fn in (attribution.cam, attribution.gradcam):
+    for fn in (activation.cam, activation.gradcam):
         np.testing.assert_allclose(fn(features, classifier, params, x, t), fn(features, head, params, x, t),
                                    atol=1e-5)
     kw = dict(areas=(0.1,), max_iter=4, step=2, sigma=4)
-    old = attribution.extremal_perturbation(features, classifier, params, x, t, **kw)["masks"]
-    new = attribution.extremal_perturbation(features, head, params, x, t, **kw)["masks"]
+    old = activation.extremal_perturbation(features, classifier, params, x, t, **kw)["masks"]
+    new = activation.extremal_perturbation(features, head, params, x, t, **kw)["masks"]
     np.testing.assert_allclose(old, new, atol=1e-5)
 
 
@@ -94,16 +95,16 @@ def test_any_head_for_gradcam_and_ep_but_cam_names_the_reason():
     params = {**params, "D": jnp.asarray(rng.normal(size=(8 * 8 * 16, 4)) * 0.05, jnp.float32)}
     flatten = Head(lambda p, a: jnp.dot(a.reshape(a.shape[0], -1), p["D"], precision="highest"))  # VGG-style
     x, t = images(), np.array([0, 1, 2])
-    maps = np.asarray(attribution.gradcam(features, flatten, params, x, t))
+    maps = np.asarray(activation.gradcam(features, flatten, params, x, t))
     assert maps.shape == (3, 16, 16) and np.isfinite(maps).all() and maps.max() > 0
-    ep = attribution.extremal_perturbation(features, flatten, params, x, t, areas=(0.1,), max_iter=3, step=2, sigma=4)
+    ep = activation.extremal_perturbation(features, flatten, params, x, t, areas=(0.1,), max_iter=3, step=2, sigma=4)
     assert np.isfinite(np.asarray(ep["masks"])).all()
     with pytest.raises(ValueError, match="depends on where in the maps the features are"):
-        attribution.cam(features, flatten, params, x, t)
+        activation.cam(features, flatten, params, x, t)
     # a head that pools first but is not affine fails the affine check instead
     tanh = Head(lambda p, a: jnp.tanh(a.mean(axis=(1, 2))) @ p["W"])
     with pytest.raises(ValueError, match="affine"):
-        attribution.cam(features, tanh, params, x, t)
+        activation.cam(features, tanh, params, x, t)
 
 
 def test_a_gap_affine_head_of_the_maps_gives_cam():
@@ -111,8 +112,8 @@ def test_a_gap_affine_head_of_the_maps_gives_cam():
     head = Head(lambda p, a: jnp.einsum("nhwk,kc->nc", a, p["W"], precision="highest") / (a.shape[1] * a.shape[2])
                 + p["b"])
     x, t = images(), np.array([0, 1, 2])
-    np.testing.assert_allclose(attribution.cam(features, head, params, x, t),
-                               attribution.cam(features, classifier, params, x, t), atol=1e-5)
+    np.testing.assert_allclose(activation.cam(features, head, params, x, t),
+                               activation.cam(features, classifier, params, x, t), atol=1e-5)
 
 
 def test_heads_compare_equal_so_jit_compiles_once():

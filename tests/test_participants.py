@@ -4,22 +4,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ferjax import agreement, data, participants, render
+from ferjax.analysis import agreement
+from ferjax.faces import expressions, render, selection
+from ferjax.people import simulation
 
 
 @pytest.fixture(scope="module")
 def study():
     """The default study's size: 35 stimuli per class, 22 participants."""
     images, labels, names, intensities, regions = render.render_study(35, size=64, channels=1, seed=0)
-    foils = data.assign_foils(labels, seed=0)
-    trials, clicks, dates = participants.simulate(names, labels, foils, regions, intensities,
+    foils = selection.assign_foils(labels, seed=0)
+    trials, clicks, dates = simulation.simulate(names, labels, foils, regions, intensities,
                                                   participants=22, seed=0)
     return trials, clicks, dates
 
 
 def test_human_like_accuracy_and_clicks(study):
     trials, clicks, _ = study
-    summary = participants.summarise(trials)
+    summary = simulation.summarise(trials)
     assert len(trials) == 22 * 280
     assert 0.80 <= summary["percent_correct"] <= 0.90
     assert 4 <= summary["clicks_median"] <= 6
@@ -48,7 +50,7 @@ def _excess_consistency(trials, seed=0):
 
 def test_people_find_the_same_faces_hard(study):
     trials, _, _ = study
-    summary = participants.summarise(trials, n_boot=500)
+    summary = simulation.summarise(trials, n_boot=500)
     ec = summary["error_consistency"]
     assert ec["pairs"] == 22 * 21 // 2
     assert ec["ci95"][0] > 0.02, ec            # errors shared across people, above chance
@@ -62,7 +64,7 @@ def test_difficulty_drawn_per_trial_is_not_shared():
     # The control: each participant meets the faces of a (true, foil) pair in a different order
     # under the pair's stimulus names, so a name's difficulty varies per trial, not per image.
     images, labels, names, intensities, regions = render.render_study(35, size=64, channels=1, seed=0)
-    foils = data.assign_foils(labels, seed=0)
+    foils = selection.assign_foils(labels, seed=0)
     logs = []
     for p in range(22):
         perm = np.arange(len(labels))
@@ -70,7 +72,7 @@ def test_difficulty_drawn_per_trial_is_not_shared():
             for f in range(8):
                 rows = np.flatnonzero((labels == t) & (foils == f))
                 perm[rows] = np.random.default_rng([9, p, t, f]).permutation(rows)
-        log, _, _ = participants.simulate(names, labels, foils, regions[perm], intensities[perm], participants=1,
+        log, _, _ = simulation.simulate(names, labels, foils, regions[perm], intensities[perm], participants=1,
                                           seed=p)
         logs.append(log.assign(participant=f"p{p:02d}"))
     control = pd.concat(logs)
@@ -103,10 +105,10 @@ def test_logs_are_consistent(study):
 
 def test_simulation_is_seeded():
     images, labels, names, intensities, regions = render.render_study(2, size=32, channels=1, seed=0)
-    foils = data.assign_foils(labels, seed=0)
-    a = participants.simulate(names, labels, foils, regions, intensities, participants=2, seed=4)
-    b = participants.simulate(names, labels, foils, regions, intensities, participants=2, seed=4)
-    c = participants.simulate(names, labels, foils, regions, intensities, participants=2, seed=5)
+    foils = selection.assign_foils(labels, seed=0)
+    a = simulation.simulate(names, labels, foils, regions, intensities, participants=2, seed=4)
+    b = simulation.simulate(names, labels, foils, regions, intensities, participants=2, seed=4)
+    c = simulation.simulate(names, labels, foils, regions, intensities, participants=2, seed=5)
     assert a[0].equals(b[0]) and a[1].equals(b[1])
     assert not a[1].equals(c[1])
 
@@ -114,23 +116,23 @@ def test_simulation_is_seeded():
 def test_without_ground_truth_uses_the_face_prior():
     labels = np.repeat(np.arange(8), 2)
     names = [f"{c}/x{i}.png" for i, c in enumerate(labels)]
-    trials, clicks, _ = participants.simulate(names, labels, data.assign_foils(labels, seed=0),
+    trials, clicks, _ = simulation.simulate(names, labels, selection.assign_foils(labels, seed=0),
                                               participants=3, seed=0)
     assert len(trials) == 48 and len(clicks) > 48
-    prior = participants.face_prior(64)
+    prior = simulation.face_prior(64)
     assert abs(prior.sum() - 1) < 1e-9 and prior[28, 24] > prior[2, 2]
 
 
 def test_evidence_favours_the_true_class():
-    x = np.zeros((1, len(render.AUS)))
-    x[0, render.AUS.index("AU12")] = 0.8
-    x[0, render.AUS.index("AU6")] = 0.7
-    e = participants.pair_evidence(x, np.array([1]), np.array([0]))  # happy vs neutral
-    assert e[0, render.AUS.index("AU12")] > 0.5 and e[0, render.AUS.index("AU4")] == 0
+    x = np.zeros((1, len(expressions.AUS)))
+    x[0, expressions.AUS.index("AU12")] = 0.8
+    x[0, expressions.AUS.index("AU6")] = 0.7
+    e = simulation.pair_evidence(x, np.array([1]), np.array([0]))  # happy vs neutral
+    assert e[0, expressions.AUS.index("AU12")] > 0.5 and e[0, expressions.AUS.index("AU4")] == 0
 
 
 def test_summary_of_trials_without_errors_has_no_wrong_mode(study):
     trials, _, _ = study
     perfect = trials[trials["correct"] & (trials["count"] > 0)]
-    summary = participants.summarise(perfect)
+    summary = simulation.summarise(perfect)
     assert summary["percent_correct"] == 1.0 and summary["clicks_mode_wrong"] is None

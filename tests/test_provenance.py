@@ -1,9 +1,9 @@
-"""ferjax.provenance: the source digest that keys reusable results to the code."""
+"""ferjax.plumbing.provenance: the source digest that keys reusable results to the code."""
 
 from pathlib import Path
 
 import ferjax
-from ferjax.provenance import source_digest, stamp
+from ferjax.plumbing.provenance import source_digest, stamp
 
 
 def test_source_digest_follows_every_python_file_and_its_path(tmp_path):

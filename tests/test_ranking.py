@@ -3,8 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ferjax import human as human_module
-from ferjax import ranking
+from ferjax.analysis import mapops, ranking
 
 
 def _maps(n=12, size=24, seed=0):
@@ -54,7 +53,7 @@ def test_pair_level_sums_normalised_image_maps():
     trials = pd.DataFrame({"participant": "a", "filename": ["0/a", "0/b", "1/c", "1/d"], "true": [0, 0, 1, 1],
                            "foil": [1, 1, 0, 0], "chosen": [0, 0, 1, 1], "correct": True, "time": 1.0,
                            "count": 1})
-    pairs, keys = human_module.pair_maps(human, ["0/a", "0/b", "1/c", "1/d"], trials)
+    pairs, keys = mapops.pair_maps(human, ["0/a", "0/b", "1/c", "1/d"], trials)
     assert pairs.shape == (2, 24, 24)
     norm = human / human.max((1, 2), keepdims=True)
     got = dict(zip(map(tuple, np.asarray(keys)), pairs))

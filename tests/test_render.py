@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ferjax import render
-from ferjax.render import AUS, Face
+from ferjax.faces import expressions, render
+from ferjax.faces.render import AUS, Face
 
 
 def _with_aus(face, values):
@@ -16,8 +16,8 @@ def test_each_au_region_covers_the_pixels_it_changes(au):
     rng = np.random.default_rng(7)
     size = 96
     for _ in range(12):
-        face = render.sample_face(rng, 0)
-        base = render.draw(render.neutral(face), size)
+        face = expressions.sample_face(rng, 0)
+        base = render.draw(expressions.neutral(face), size)
         on = np.zeros(len(AUS))
         on[AUS.index(au)] = 1.0
         posed = _with_aus(face, on)
@@ -33,8 +33,8 @@ def test_each_au_region_covers_the_pixels_it_changes(au):
 def test_expression_changes_lie_in_the_active_au_regions(label):
     rng = np.random.default_rng(label)
     for _ in range(6):
-        face = render.sample_face(rng, label)
-        expressive, plain = render.draw(face, 64), render.draw(render.neutral(face), 64)
+        face = expressions.sample_face(rng, label)
+        expressive, plain = render.draw(face, 64), render.draw(expressions.neutral(face), 64)
         changed = np.abs(expressive - plain).max(-1) > 2 / 255
         union = render.au_masks(face, 64).any(0)
         if changed.sum():
@@ -45,13 +45,13 @@ def test_expression_changes_lie_in_the_active_au_regions(label):
 
 def test_prototype_aus_are_active_and_change_the_face():
     rng = np.random.default_rng(3)
-    weakest = render.STRENGTH[0]
+    weakest = expressions.STRENGTH[0]
     for label, name in enumerate(render.NAMES):
-        face = render.sample_face(rng, label)
-        for au, (lo, hi) in render.PROTOTYPES[name].items():
+        face = expressions.sample_face(rng, label)
+        for au, (lo, hi) in expressions.PROTOTYPES[name].items():
             assert weakest * lo <= face.intensities[AUS.index(au)] <= 1.0
         if label:
-            diff = np.abs(render.draw(face, 64) - render.draw(render.neutral(face), 64)).max()
+            diff = np.abs(render.draw(face, 64) - render.draw(expressions.neutral(face), 64)).max()
             assert diff > 0.05
 
 
@@ -71,7 +71,7 @@ def test_render_study_is_reproducible_and_seeded():
 
 def test_renders_256_rgb_like_the_reference_stimuli():
     rng = np.random.default_rng(0)
-    face = render.sample_face(rng, 1)
+    face = expressions.sample_face(rng, 1)
     image = render.render(face, 256, rng, channels=3)
     assert image.shape == (256, 256, 3) and image.dtype == np.uint8
     # Colour, not three copies of a grey image.
@@ -81,7 +81,7 @@ def test_renders_256_rgb_like_the_reference_stimuli():
 
 def test_identities_differ_and_noise_is_present():
     rng = np.random.default_rng(0)
-    f1, f2 = render.sample_face(rng, 0), render.sample_face(rng, 0)
+    f1, f2 = expressions.sample_face(rng, 0), expressions.sample_face(rng, 0)
     assert f1.identity["eye_x"] != f2.identity["eye_x"]
     img = render.render(f1, 64, np.random.default_rng(1), noise=0.02)
     clean = render.render(f1, 64, np.random.default_rng(1), noise=0.0)
@@ -91,28 +91,28 @@ def test_identities_differ_and_noise_is_present():
 def test_strength_and_blend_are_drawn_last_and_do_what_they_say():
     for label in range(8):
         seed = np.random.default_rng([4, label])
-        plain = render.sample_face(np.random.default_rng([4, label]), label, strength=(1.0, 1.0), blend=0.0)
-        face = render.sample_face(seed, label)
+        plain = expressions.sample_face(np.random.default_rng([4, label]), label, strength=(1.0, 1.0), blend=0.0)
+        face = expressions.sample_face(seed, label)
         # the same identity, pose and lighting as a face without strength and blend
         assert plain.identity.keys() == face.identity.keys() and plain.pose == face.pose and plain.side == face.side
-        for au, (lo, hi) in render.PROTOTYPES[render.NAMES[label]].items():
+        for au, (lo, hi) in expressions.PROTOTYPES[render.NAMES[label]].items():
             assert lo <= plain.intensities[AUS.index(au)] <= hi
         # blending adds part of the partner's missing AUs, never more than the largest weight allows
-        partner = render.prototype_means()[render.blend_partner(label)]
-        blended = render.sample_face(np.random.default_rng([4, label]), label, strength=(1.0, 1.0), blend=0.7)
+        partner = expressions.prototype_means()[expressions.blend_partner(label)]
+        blended = expressions.sample_face(np.random.default_rng([4, label]), label, strength=(1.0, 1.0), blend=0.7)
         gap = np.maximum(partner - plain.intensities, 0)
         assert np.all(blended.intensities >= plain.intensities - 1e-12)
         assert np.all(blended.intensities <= plain.intensities + 0.7 * gap + 1e-12)
         assert np.all(blended.intensities[gap == 0] == plain.intensities[gap == 0])
         # strength scales the prototype's own AUs only
-        half = render.sample_face(np.random.default_rng([4, label]), label, strength=(0.5, 0.5), blend=0.0)
-        own = [AUS.index(au) for au in render.PROTOTYPES[render.NAMES[label]]]
+        half = expressions.sample_face(np.random.default_rng([4, label]), label, strength=(0.5, 0.5), blend=0.0)
+        own = [AUS.index(au) for au in expressions.PROTOTYPES[render.NAMES[label]]]
         np.testing.assert_allclose(half.intensities[own], 0.5 * plain.intensities[own])
         others = np.setdiff1d(np.arange(len(AUS)), own)
         np.testing.assert_array_equal(half.intensities[others], plain.intensities[others])
 
 
 def test_blend_partners_are_the_nearest_other_expressions():
-    assert render.blend_partner(4) == 3 and render.blend_partner(3) == 4      # fear <-> surprise
-    assert render.blend_partner(0) == 7                                       # neutral -> contempt
-    assert all(render.blend_partner(c) not in (0, c) for c in range(8))
+    assert expressions.blend_partner(4) == 3 and expressions.blend_partner(3) == 4      # fear <-> surprise
+    assert expressions.blend_partner(0) == 7                                       # neutral -> contempt
+    assert all(expressions.blend_partner(c) not in (0, c) for c in range(8))

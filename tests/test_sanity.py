@@ -1,4 +1,4 @@
-"""Tests for ferjax.sanity: the pointing game and the model-randomisation test.
+"""Tests for ferjax.explain.sanity: the pointing game and the model-randomisation test.
 
 Hand-placed peaks for the pointing game, and a tiny network trained for a few
 seconds on bars (class 0 horizontal, class 1 vertical, anywhere in the image)
@@ -12,7 +12,9 @@ import jax
 import numpy as np
 import pytest
 
-from ferjax import attribution, model, render, sanity, train
+from ferjax.explain import activation, sanity
+from ferjax.faces import expressions
+from ferjax.networks import cnn, train
 
 # ---------------------------------------------------------------- pointing game
 
@@ -77,18 +79,18 @@ def test_pointing_game_rejects_bad_input():
 
 
 def test_expression_regions_are_the_union_of_the_active_prototype_aus():
-    n_au = len(render.AUS)
+    n_au = len(expressions.AUS)
     regions = np.zeros((3, n_au, n_au, n_au), bool)
     for a in range(n_au):
         regions[:, a, a] = True                 # AU a owns row a
     intensities = np.full((3, n_au), 0.1, np.float32)   # every AU active (leaked or not)
-    intensities[1, render.AU_INDEX["AU26"]] = 0.0       # a prototype AU that is off
+    intensities[1, expressions.AU_INDEX["AU26"]] = 0.0       # a prototype AU that is off
     labels = np.array([1, 1, 0])                        # happy, happy, neutral
     out = sanity.expression_regions(regions, intensities, labels)
     rows = lambda i: sorted(np.flatnonzero(out[i].any(1)))  # noqa: E731
-    happy = sorted(render.AU_INDEX[a] for a in ("AU6", "AU12", "AU26"))
+    happy = sorted(expressions.AU_INDEX[a] for a in ("AU6", "AU12", "AU26"))
     assert rows(0) == happy
-    assert rows(1) == sorted(set(happy) - {render.AU_INDEX["AU26"]})
+    assert rows(1) == sorted(set(happy) - {expressions.AU_INDEX["AU26"]})
     assert rows(2) == [] and not out[2].any()   # neutral: no AU, empty region
     big = sanity.expression_regions(regions, intensities, labels, size=2 * n_au)
     assert big.shape == (3, 2 * n_au, 2 * n_au) and np.array_equal(big[:, ::2, ::2], out)
@@ -103,7 +105,7 @@ S = 16
 
 
 def init(key):
-    return model.create("tiny", num_classes=2, channels=1, size=S, key=key)[0]
+    return cnn.create("tiny", num_classes=2, channels=1, size=S, key=key)[0]
 
 
 def test_randomize_replaces_exactly_the_chosen_layers():
@@ -119,7 +121,7 @@ def test_randomize_replaces_exactly_the_chosen_layers():
     assert all(jax.tree.leaves(same(sanity.randomize(params, init, jax.random.key(1)), other)))
     with pytest.raises(ValueError, match="no parameter path starts with 'classifier'"):
         sanity.randomize(params, init, jax.random.key(1), only=("classifier",))
-    wide = lambda k: model.create("tiny", num_classes=3, channels=1, size=S, key=k)[0]  # noqa: E731
+    wide = lambda k: cnn.create("tiny", num_classes=3, channels=1, size=S, key=k)[0]  # noqa: E731
     with pytest.raises(ValueError, match="same structure and shapes"):
         sanity.randomize(params, wide, jax.random.key(1))
 
@@ -167,26 +169,26 @@ def trained():
     x, y, _ = bars(512, 0)
     params, _ = train.train(x, y, model="tiny", num_classes=2, steps=150, batch_size=32, lr=1e-2, warmup=5,
                             augment=False, progress=False, seed=0)
-    features, classifier = model.functions("tiny", num_classes=2, channels=1)
+    features, classifier = cnn.functions("tiny", num_classes=2, channels=1)
 
     def standardised(p, images):
-        return features(p, model.preprocess(images))
+        return features(p, cnn.preprocess(images))
 
     tx, ty, where = bars(64, 1)
     images = tx.astype(np.float32) / 255.0
-    correct = np.asarray(model.logits(standardised, classifier, params, images)).argmax(1) == ty
+    correct = np.asarray(cnn.logits(standardised, classifier, params, images)).argmax(1) == ty
     assert correct.mean() > 0.9
     return params, standardised, classifier, images, ty, where, correct
 
 
 def test_trained_maps_point_at_the_bar_and_random_ones_do_not(trained):
     params, features, classifier, images, labels, where, correct = trained
-    cam = np.asarray(attribution.cam(features, classifier, params, images, labels))
+    cam = np.asarray(activation.cam(features, classifier, params, images, labels))
     # The 8x8 feature grid of a 16 px image places peaks to within a pixel: 0.95 measured (0.47 with
     # tolerance 0); chance, the share of pixels within 1 px of the bar, is about 0.07.
     assert sanity.pointing_game(cam[correct], where[correct], tolerance=1).mean() >= 0.85
     rnd = sanity.randomize(params, init, jax.random.key(3))
-    cam_rnd = np.asarray(attribution.cam(features, classifier, rnd, images, labels))
+    cam_rnd = np.asarray(activation.cam(features, classifier, rnd, images, labels))
     assert sanity.pointing_game(cam_rnd[correct], where[correct], tolerance=1).mean() < 0.5
 
 
@@ -199,7 +201,7 @@ def test_randomisation_changes_cam_and_gradcam(trained):
         levels["head"].append(drawn["head"])
         levels["all"].append(drawn["all"])
     explain = {name: (lambda p, fn=fn: fn(features, classifier, p, images, labels))
-               for name, fn in (("CAM", attribution.cam), ("GradCAM", attribution.gradcam))}
+               for name, fn in (("CAM", activation.cam), ("GradCAM", activation.gradcam))}
     result = sanity.randomization_test(explain, params, levels)
     for name in explain:
         assert result[name]["same"]["spearman"] == pytest.approx(1.0, abs=1e-6)

@@ -11,7 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from ferjax import attribution, model, sharding
+from ferjax.explain import activation
+from ferjax.networks import cnn
+from ferjax.plumbing import devices
 
 X = np.random.default_rng(0).random((5, 16, 16, 1), np.float32)
 T, PAIRS = np.array([0, 1, 2, 3, 1]), np.array([[0, 1], [1, 2], [2, 3], [3, 0], [1, 3]])
@@ -19,10 +21,10 @@ T, PAIRS = np.array([0, 1, 2, 3, 1]), np.array([[0, 1], [1, 2], [2, 3], [3, 0], 
 
 def maps():
     """CAM, contrast GradCAM and fast-preset EP of a tiny net on 5 images, on the visible devices."""
-    params, f, c = model.create("tiny", num_classes=4, channels=1, size=16, key=jax.random.key(3))
-    return {"cam": attribution.cam(f, c, params, X, T),
-            "gradcam": attribution.gradcam(f, c, params, X, PAIRS, relu=False),
-            "ep": attribution.extremal_perturbation(f, c, params, X, T, max_iter=6, step=2, sigma=3,
+    params, f, c = cnn.create("tiny", num_classes=4, channels=1, size=16, key=jax.random.key(3))
+    return {"cam": activation.cam(f, c, params, X, T),
+            "gradcam": activation.gradcam(f, c, params, X, PAIRS, relu=False),
+            "ep": activation.extremal_perturbation(f, c, params, X, T, max_iter=6, step=2, sigma=3,
                                                     preset="fast")["masks"]}
 
 
@@ -47,12 +49,12 @@ def test_five_images_on_eight_devices_match_one_device():
 
 def test_split_batch_pads_to_the_device_count_and_checks_sizes():
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
-    n, params, a, b = sharding.split_batch(mesh, {"w": np.ones(3)}, np.arange(3), np.arange(6).reshape(3, 2))
+    n, params, a, b = devices.split_batch(mesh, {"w": np.ones(3)}, np.arange(3), np.arange(6).reshape(3, 2))
     assert n == 3 and a.shape[0] % mesh.size == 0 and a.shape[0] >= 3
     np.testing.assert_array_equal(np.asarray(a)[:3], np.arange(3))
     np.testing.assert_array_equal(np.asarray(b)[3:], np.repeat([[4, 5]], a.shape[0] - 3, 0))
     with pytest.raises(ValueError, match="leading size"):
-        sharding.split_batch(mesh, {}, np.arange(3), np.arange(4))
+        devices.split_batch(mesh, {}, np.arange(3), np.arange(4))
 
 
 def test_an_images_ep_mask_does_not_depend_on_its_batch():
@@ -60,9 +62,9 @@ def test_an_images_ep_mask_does_not_depend_on_its_batch():
     # arrives in (and its size) cannot change the rounding of its mask; a
     # vmapped batch of this 32-px network differed by ~1e-6
     x = np.random.default_rng(0).random((5, 32, 32, 1), np.float32)
-    params, f, c = model.create("fine", num_classes=4, channels=1, size=32, key=jax.random.key(3))
+    params, f, c = cnn.create("fine", num_classes=4, channels=1, size=32, key=jax.random.key(3))
     kw = dict(max_iter=10, step=2, sigma=3, preset="fast")
-    whole = attribution.extremal_perturbation(f, c, params, x, T, **kw)["masks"]
-    one_by_one = [attribution.extremal_perturbation(f, c, params, x[i:i + 1], T[i:i + 1], **kw)["masks"]
+    whole = activation.extremal_perturbation(f, c, params, x, T, **kw)["masks"]
+    one_by_one = [activation.extremal_perturbation(f, c, params, x[i:i + 1], T[i:i + 1], **kw)["masks"]
                   for i in range(len(x))]
     np.testing.assert_array_equal(np.asarray(whole), np.concatenate([np.asarray(m) for m in one_by_one]))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from ferjax import stats
+from ferjax.analysis import stats
 
 
 def test_holm_by_hand():

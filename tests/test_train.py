@@ -1,4 +1,4 @@
-"""Tests for ferjax.train: learning, determinism, resume, data parallelism, one-vs-one, 2AFC."""
+"""Tests for ferjax.networks.train: learning, determinism, resume, data parallelism, one-vs-one, 2AFC."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from ferjax import model, train
-from ferjax.errors import InputError
+from ferjax.networks import cnn, train
+from ferjax.plumbing.errors import InputError
 
 S = 16
 
@@ -79,8 +79,8 @@ import json, sys
 import jax, numpy as np
 sys.path.insert(0, {tests!r})
 from test_train import X, Y, VX, VY, SETTINGS
-from ferjax import train
-from ferjax.errors import InputError
+from ferjax.networks import train
+from ferjax.plumbing.errors import InputError
 params, history = train.train(X, Y, VX, VY, steps=12, seed=0, **SETTINGS)
 try:
     train.train(X, Y, steps=1, **dict(SETTINGS, batch_size=12))
@@ -129,7 +129,7 @@ def test_one_vs_one_trains_28_stacked_classifiers():
 def constant_params(bias, stacked=False):
     """A tiny network whose logits are exactly ``bias`` (zero head kernel)."""
     c = np.shape(bias)[-1]
-    params = model.create("tiny", num_classes=c, channels=1, size=S, key=jax.random.key(0))[0]
+    params = cnn.create("tiny", num_classes=c, channels=1, size=S, key=jax.random.key(0))[0]
     params = jax.tree.map(np.asarray, params)
     params["head"] = {"kernel": np.zeros((16, c), np.float32), "bias": np.asarray(bias, np.float32)}
     if stacked:

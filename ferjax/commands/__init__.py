@@ -1,1 +1,0 @@
-"""The `ferjax` subcommands, one module per part of the pipeline (see `ferjax.cli`)."""
