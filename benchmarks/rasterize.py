@@ -2,19 +2,18 @@
 
 22 simulated participants x 280 stimuli = 6,160 trials at 256x256, about 5
 clicks each (the default synthetic study). Prints the median wall time of
-several runs after one compiling run, for all trials and correct-only.
+several runs after one compiling run, for all trials and correct-only, and
+writes them to benchmarks/rasterize.json.
 
     python benchmarks/rasterize.py [--repeats 5]
 """
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
-import jax
 import numpy as np
+import record
 
 from ferjax.faces import render, selection
 from ferjax.people import clickmaps, simulation
@@ -28,8 +27,7 @@ def main():
     trials, clicks, _ = simulation.simulate(names, labels, selection.assign_foils(labels, seed=0), regions,
                                               intensities, participants=22, seed=0)
     print(f"{len(trials)} trials, {len(clicks)} clicks ({len(clicks) / len(trials):.2f} per trial), 256x256")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"jax {jax.__version__} on {jax.devices()[0].platform}")
+    results = {"trials": len(trials), "clicks_per_trial": len(clicks) / len(trials), "frame": 256}
     for which in ("all", "correct"):
         clickmaps.rasterize(trials, clicks, which=which)  # compile
         times = []
@@ -40,6 +38,8 @@ def main():
             times.append(time.perf_counter() - start)
         print(f"rasterize which={which}: median {statistics.median(times):.2f} s "
               f"(runs: {', '.join(f'{t:.2f}' for t in times)})")
+        results[which] = {"median_s": statistics.median(times), "runs_s": times}
+    record.write("rasterize", results)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,6 @@ def explain_stimuli(network, load, n, parts, *, areas, variant, max_iter, step, 
     size, images_read = spec["size"], 0
     result, cam_note = {}, None
     methods = [("cam", activation.cam), ("gradcam", activation.gradcam)]
-    # Each stimulus is explained by the network that answered it: the 8-way one (its
-    # outputs mapped to AffectNet's classes), or in one_vs_one mode the binary
-    # network of its (true, foil) pair.
     for k, rows_k, t_k, f_k in parts:
         p = jax.tree.map(lambda a: a[k], params) if spec.get("mode") == "one_vs_one" else params
         for start in range(0, len(rows_k), batch):

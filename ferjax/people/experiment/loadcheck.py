@@ -150,6 +150,12 @@ def run(participants=50, trials=5, clicks=6, interval=0.25, deadline=60.0) -> di
                            "p95": round(1000 * lat[int(0.95 * (len(lat) - 1))], 2), "max": round(1000 * lat[-1], 2)}}
 
 
+def passed(r: dict) -> bool:
+    """Nothing acknowledged was lost or refused, and the median acknowledgement took under 50 ms."""
+    return (r["lost"] == 0 and r["refused"] == 0 and r["exported_clicks"] == r["acked_clicks"]
+            and r["exported_trials"] == r["acked_choices"] and r["latency_ms"]["median"] < 50)
+
+
 def main(argv=None):
     import argparse
 
@@ -162,10 +168,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     r = run(a.participants, a.trials, a.clicks, a.interval, a.deadline)
     print(json.dumps(r, indent=2))
-    ok = r["lost"] == 0 and r["refused"] == 0 and r["exported_clicks"] == r["acked_clicks"] \
-        and r["exported_trials"] == r["acked_choices"] and r["latency_ms"]["median"] < 50
-    print("OK" if ok else "FAILED")
-    return 0 if ok else 1
+    print("OK" if passed(r) else "FAILED")
+    return 0 if passed(r) else 1
 
 
 if __name__ == "__main__":
