@@ -41,6 +41,7 @@ async function checkBrowser() {
   while (innerWidth < w || innerHeight < h) {
     document.body.dataset.check = "small";
     message(fmt(S.texts.too_small, { w: innerWidth, h: innerHeight, W: w, H: h }), null);
+    document.body.dataset.screen = "check";
     await new Promise((r) => addEventListener("resize", r, { once: true }));
   }
   document.body.dataset.check = "ok";
@@ -54,6 +55,7 @@ async function preload() {
   const bar = $("loading"), todo = trials.flatMap((i) => ["blur", "face"].map((k) => [i, k]));
   let n = 0;
   message(fmt(S.texts.loading, { n: 0, m: todo.length }), null);
+  document.body.dataset.screen = "loading";
   bar.hidden = false;
   bar.max = todo.length;
   const one = async ([i, k]) => {
