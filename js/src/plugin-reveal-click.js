@@ -135,7 +135,8 @@ class RevealClickPlugin {
       draw();
       shown = performance.now();
       active = true;
-      root.dataset.ready = "1";
+      if (fx) root.dataset.trial = String(fx.trial);
+      root.dataset.ready = "1"; // for pages and tests that wait for the trial
     };
     setup().catch((err) => { display.replaceChildren(); this.jsPsych.finishTrial({ error: String(err.message) }); });
 
