@@ -235,3 +235,53 @@ def test_markdown_pages_escape_html():
     assert html == ('<h2>Title</h2>\n<p>Text with <strong>bold</strong> and <a href="https://example.org">a link</a>.'
                     '</p>\n<ul><li>one</li><li>two</li></ul>\n<p>&lt;b&gt;x&lt;/b&gt;</p>')
     assert "javascript" not in markdown("[x](javascript:alert(1))").split('href="')[-1][:12]
+
+
+def test_a_database_of_version_0_1_is_upgraded_on_open(tmp_path):
+    trials = make_stimuli(tmp_path / "stim", per_class=1)
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as c:  # the 0.1 schema's two changed tables, and one participant mid-study
+        c.executescript("""CREATE TABLE participants(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+          token TEXT UNIQUE NOT NULL, seed INTEGER NOT NULL, created TEXT NOT NULL);
+          CREATE TABLE trials(participant INTEGER NOT NULL REFERENCES participants(id), idx INTEGER NOT NULL,
+          block INTEGER NOT NULL, filename TEXT NOT NULL, true_label INTEGER NOT NULL, foil_label INTEGER NOT NULL,
+          true_left INTEGER NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, chosen INTEGER, t_shown REAL,
+          t_choice REAL, answered_at REAL, PRIMARY KEY(participant, idx));
+          INSERT INTO participants VALUES (1, 'P001', 'oldtoken', 7, '260101');
+          INSERT INTO trials VALUES (1, 0, 1, '0/0_0.png', 0, 1, 1, 1, 0, 1.0, 2.0, 3.0),
+                                    (1, 1, 1, '1/1_0.png', 1, 2, 0, 0, NULL, NULL, NULL, NULL);""")
+    n = CliRunner().invoke(main, ["experiment", "export", "--db", str(db), "--out", str(tmp_path / "out")])
+    assert n.exit_code == 0 and "exported 1 trial(s) of 1 participant(s)" in n.output, n.output
+    store = Store(db)
+    assert store.state(1)["trial"]["idx"] == 1 and store.state(1)["trial"]["kind"] == "stimulus"
+    assert store.add_participants(1, read_trials(tmp_path / "stim", trials), practice=0, sessions=1, catch_every=4)
+    assert store.q("SELECT platform FROM participants ORDER BY id")[0][0] == "link"
+    store.close()
+
+
+def test_jspsych_route_serves_only_the_npm_builds_and_the_plugin(env):
+    client, store, tmp = env
+    js = tmp / "js"
+    for path, body in [("package.json", "{}"), ("secret.js", "no"), ("src/plugin-reveal-click.js", "plugin"),
+                       ("node_modules/jspsych/dist/index.browser.min.js", "jspsych"),
+                       ("node_modules/jspsych/package.json", "{}"), ("node_modules/other/dist/x.js", "no"),
+                       ("node_modules/@jspsych/plugin-preload/dist/index.browser.min.js", "preload")]:
+        (js / path).parent.mkdir(parents=True, exist_ok=True)
+        (js / path).write_text(body)
+    from ferjax.people.experiment import vendor
+    settings = client.app.state.settings
+    settings.jspsych = vendor.check(js)
+    client = TestClient(create_app(store, Design(tmp / "stim", read_trials(tmp / "stim", tmp / "stim/trials.csv")),
+                                   ADMIN, settings))
+    for ok in ["src/plugin-reveal-click.js", "node_modules/jspsych/dist/index.browser.min.js",
+               "node_modules/@jspsych/plugin-preload/dist/index.browser.min.js"]:
+        r = client.get(f"/jspsych/{ok}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    for bad in ["secret.js", "package.json", "node_modules/jspsych/package.json", "node_modules/other/dist/x.js",
+                "src/../secret.js", "src/%2e%2e/secret.js", "node_modules/jspsych/dist/..%2f..%2fpackage.json",
+                "example/..", "src/x/../../secret.js"]:
+        assert client.get(f"/jspsych/{bad}").status_code == 404, bad
+    (js / "node_modules/jspsych/dist/index.browser.min.js").unlink()
+    (js / "node_modules/jspsych/dist").rmdir()
+    with pytest.raises(Exception, match="npm ci --prefix"):
+        vendor.check(js)

@@ -37,6 +37,11 @@ def tables(db) -> dict[str, pd.DataFrame]:
     if not Path(db).is_file():
         raise InputError(db, None, "experiment database not found")
     conn = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+    if "kind" not in {r[1] for r in conn.execute("PRAGMA table_info(trials)")}:
+        conn.close()  # a database of ferjax 0.1, never opened by this version: add the new columns first
+        from ferjax.people.experiment.db import Store
+        Store(db).close()
+        conn = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
     try:
         t = pd.read_sql_query("""SELECT p.name AS participant, p.created, t.idx, t.block, t.kind, t.filename,
               t.true_label AS "true", t.foil_label AS foil, t.chosen, t.attempt, t.t_choice, t.t_shown FROM trials t
