@@ -51,3 +51,12 @@ def test_missing_or_bad_quality_files_are_errors(logs):
     (logs / "responses.csv").unlink()
     with pytest.raises(InputError, match="responses.csv: not found, and the exclusion rule min_rt needs it"):
         exclusions.decide(TRIALS, logs, min_rt=0.5)
+
+
+def test_the_report_says_who_was_left_out(logs):
+    from ferjax.report.document import _excluded
+
+    ex = exclusions.decide(TRIALS, logs, min_rt=0.5, max_fast_fraction=0.5)
+    text = _excluded(exclusions.summary(TRIALS, ex, {}))
+    assert "left out 1 of 3 participants (fast trials: 1) and 5 of 12 trials" in text
+    assert _excluded(exclusions.summary(TRIALS, exclusions.decide(TRIALS, logs), {})) == ""  # no one: no sentence
