@@ -182,8 +182,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     r = run(a.participants, a.trials, a.clicks, a.interval, a.deadline)
     print(json.dumps(r, indent=2))
-    ok = r["lost"] == 0 and r["refused"] == 0 and r["exported_clicks"] == r["acked_clicks"] \
-        and r["exported_trials"] == r["acked_choices"] and r["latency_ms"]["median"] < 50
+    ok = r["participants"] == a.participants and r["lost"] == 0 and r["refused"] == 0 \
+        and r["exported_clicks"] == r["acked_clicks"] and r["exported_trials"] == r["acked_choices"] \
+        and r["latency_ms"]["median"] < 50
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 
