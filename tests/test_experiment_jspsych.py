@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 from conftest import missing_reference
-from test_experiment_browser import _browser_installed  # noqa: F401
-from test_experiment_browser import click_pixel, trial_ready, wait
+from test_experiment_browser import (
+    _browser_installed,  # noqa: F401
+    click_pixel,
+    trial_ready,
+    wait,
+)
 from test_experiment_online import chromium
 
 from ferjax.people.clicklogs import load_logs

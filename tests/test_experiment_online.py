@@ -10,8 +10,15 @@ then holds exactly the acknowledged clicks and choices, and the Psych-DS export 
 
 import sqlite3
 
-from test_experiment_browser import _browser_installed  # noqa: F401 (the fixture: skips, or fails under CI)
-from test_experiment_browser import CHROMIUM, DRIVER, FLAGS, click_pixel, trial_ready, wait
+from test_experiment_browser import (
+    CHROMIUM,
+    DRIVER,
+    FLAGS,
+    _browser_installed,  # noqa: F401 (the fixture: skips, or fails under CI)
+    click_pixel,
+    trial_ready,
+    wait,
+)
 
 from ferjax.people.clicklogs import load_logs
 from ferjax.people.experiment.demo import make_stimuli

@@ -14,8 +14,10 @@ import urllib.request
 
 import pytest
 from click.testing import CliRunner
-from test_experiment_browser import _browser_installed  # noqa: F401
-from test_experiment_browser import wait
+from test_experiment_browser import (
+    _browser_installed,  # noqa: F401
+    wait,
+)
 from test_experiment_online import chromium
 
 from ferjax.cli.experiment import experiment

@@ -54,8 +54,8 @@ VARIABLES = {  # column -> (description, unit)
     "correct": ("1 if chosen equals true", None),
     "attempt": ("How often the trial was started (a reload restarts it)", None),
     "count": ("Clicks in the trial's final attempt", None),
-    "time": ("Trial: from its first click (or the face's appearance) to the choice; click: since the "
-             "attempt's first click", "s"),
+    "time": (("Trial: from its first click (or the face's appearance) to the choice; click: since the "
+              "attempt's first click"), "s"),
     "rt": ("From the face's appearance to the choice (performance.now)", "s"),
     "order": ("Click number within its attempt, from 1", None),
     "x": ("Click column in the 256x256 display frame", "px"), "y": ("Click row in the display frame", "px"),
