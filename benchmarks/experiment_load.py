@@ -25,8 +25,9 @@ def main():
     a = p.parse_args()
     r = loadcheck.run(a.participants, a.trials, a.clicks, a.interval)
     print(json.dumps(r, indent=2))
-    record.write("experiment_load", {**r, "passed": loadcheck.passed(r)})
-    return 0 if loadcheck.passed(r) else 1
+    ok = loadcheck.passed(r, a.participants)
+    record.write("experiment_load", {**r, "passed": ok})
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from ferjax.people.clicklogs import load_logs
 from ferjax.people.experiment.app import create_app
 from ferjax.people.experiment.db import Store
 from ferjax.people.experiment.demo import make_stimuli
-from ferjax.people.experiment.design import Design, read_texts, read_trials
+from ferjax.people.experiment.design import Design, read_trials
 from ferjax.people.experiment.export import export, frames
+from ferjax.people.experiment.texts import read_texts
 
 ADMIN = "admin-secret-token"
 _n = iter(range(10**9))
@@ -118,9 +119,9 @@ def test_rejected_requests_change_nothing(env):
     _refused(click(client, a, ack, 256, 3, 1.0), 422, "outside the 256x256 frame")
     _refused(click(client, a, ack, -0.5, 3, 1.0), 422, "outside")
     _refused(click(client, a, {**ack, "trial": 3}, 1, 1, 1.0), 409, "not your current trial")
-    # b has not started: a's trial and attempt mean nothing for b, and b cannot see a's images
+    # b has not started: a's trial and attempt mean nothing for b; b sees only images of b's own trials
     _refused(click(client, b, ack, 1, 1, 1.0), 409, "attempt")
-    _refused(client.get(f"/api/p/{b}/trial/3/face.png"), 403, "not your current trial")
+    _refused(client.get(f"/api/p/{b}/trial/99/face.png"), 404, "you have no trial 99")
     true, foil = truth(store, a, 0)
     wrong = next(k for k in range(8) if k not in (true, foil))
     _refused(choose(client, a, ack, wrong, 2.0), 422, "not one of this trial's two labels")
@@ -164,7 +165,7 @@ def test_duplicate_events_are_idempotent(env):
 
 def test_admin_view_lists_adds_and_exports(env):
     client, store, (a, b), _ = env
-    client.app.state.schedule = {"practice": 1, "sessions": 2, "seed": 1}
+    client.app.state.settings.schedule = {"practice": 1, "sessions": 2, "seed": 1}
     h = {"Authorization": f"Bearer {ADMIN}"}
     assert client.get("/admin").status_code == 200
     rows = client.get("/api/admin/participants", headers=h).json()["participants"]

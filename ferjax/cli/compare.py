@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ferjax.analysis import comparison, multiverse, study
 from ferjax.faces import images
-from ferjax.people import clicklogs
+from ferjax.people import clicklogs, exclusions
 from ferjax.plumbing import files
 from ferjax.plumbing.errors import InputError
 from ferjax.plumbing.errors import cli_errors as _user_errors
@@ -101,6 +101,8 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
     Params (section `compare`): map_size, boot, seed, grid.
     """
     trials, clicks = clicklogs.load_logs(logs)
+    # the human stage's exclusions: the maps, scores and report all leave out the same people and trials
+    trials, clicks = exclusions.apply(trials, clicks, exclusions.read(Path(human_dir) / "exclusions.csv"))
     with np.load(Path(human_dir) / "maps.npz") as z:
         hm = {k: z[k] for k in z.files}
     with np.load(Path(attr_dir) / "maps.npz") as z:
@@ -135,7 +137,7 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
                       "model": _read_json(Path(model_dir) / "provenance.json", "re-run `ferjax network`"),
                       "attribution": _read_json(Path(attr_dir) / "provenance.json", "re-run `ferjax attribute`")}
         html_text = document.build(result, accuracy, headline, trial_level, variants, faces, sanity=sanity,
-                                       provenance=provenance)
+                                       provenance=provenance, exclusions=people.get("exclusions"))
         with files.atomic_path(Path(report) / "index.html") as tmp:
             tmp.write_text(html_text)
     if metrics:

@@ -10,9 +10,10 @@ import numpy as np
 from ferjax.analysis import agreement, mapops
 from ferjax.faces.images import mean_faces
 from ferjax.faces.labels import NAMES
-from ferjax.people import accuracy, clicklogs, clickmaps
+from ferjax.people import accuracy, clicklogs, clickmaps, exclusions
 from ferjax.people.reliability import split_half
 from ferjax.plumbing import files
+from ferjax.plumbing.errors import InputError
 from ferjax.plumbing.errors import cli_errors as _user_errors
 from ferjax.plumbing.provenance import stamp
 
@@ -45,12 +46,19 @@ def _grid_option(text):
 @click.option("--splits", type=click.IntRange(1), default=20, show_default=True,
               help="Random participant halves for the split-half reliability.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--completed-only", is_flag=True, help="Exclude participants who did not finish (participants.csv).")
+@click.option("--min-catch-accuracy", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Exclude participants answering fewer attention checks correctly than this share.")
+@click.option("--min-rt", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Exclude trials answered faster than this many seconds after the face appeared (responses.csv).")
+@click.option("--max-fast-fraction", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Exclude participants with a larger share of trials faster than --min-rt.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--metrics", type=click.Path(path_type=Path), default=None)
 @click.option("--plots", type=click.Path(path_type=Path), default=None, help="Folder for plot CSVs and the figure.")
 @_user_errors
-def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, sigma, splits, seed, out,
-              metrics, plots):
+def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, sigma, splits, seed, completed_only,
+              min_catch_accuracy, min_rt, max_fast_fraction, out, metrics, plots):
     """Rasterize click logs into human attention maps and score people's 2AFC accuracy.
 
     Reads LOGS and writes OUT/maps.npz: per-image maps `image_all` and
@@ -65,10 +73,21 @@ def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, si
     ceiling). PLOTS gets human_pairs.csv and human_pair_maps.png (each pair's
     map over its mean face).
 
+    The exclusion rules (ferjax.people.exclusions) leave participants and
+    trials out of all of this, never out of the data: OUT/exclusions.csv lists
+    them, METRICS' `exclusions` counts them and says why.
+
     Params (section `human`): logs, frame_size, reveal, radius, grid, weighting, rate,
-    sigma, splits, seed.
+    sigma, splits, seed, completed_only, min_catch_accuracy, min_rt, max_fast_fraction.
     """
     trials, clicks = clicklogs.load_logs(logs, size=size)
+    rules = dict(completed_only=completed_only, min_catch_accuracy=min_catch_accuracy, min_rt=min_rt,
+                 max_fast_fraction=max_fast_fraction)
+    excluded = exclusions.decide(trials, logs, **rules)
+    left_out = exclusions.summary(trials, excluded, rules)
+    trials, clicks = exclusions.apply(trials, clicks, excluded)
+    if not len(trials):
+        raise InputError(logs, None, "the exclusion rules leave no trial", "relax them in params.yaml's human section")
     options = dict(size=size, reveal=reveal, radius=radius, grid=_grid_option(grid), weighting=weighting,
                    rate=rate, sigma=sigma)
     maps, filenames = clickmaps.rasterize(trials, clicks, which="all", **options)
@@ -100,14 +119,16 @@ def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, si
         "reliability": {"spearman_brown": float(reliability["mean"]), "sd": float(reliability["std"]),
                         "splits": splits},
         **agreement.image_difficulty(trials, seed=seed),
+        "exclusions": left_out,
     }
     params = dict(options)
-    params.update(logs=str(logs), splits=splits, seed=seed)
+    params.update(logs=str(logs), splits=splits, seed=seed, exclusions=rules)
     with files.atomic_path(out, directory=True) as tmp:
         files.save_npz(tmp / "maps.npz", image_all=maps, image_correct=correct_maps, pair_all=pair_all,
                        pair_correct=pair_correct, filenames=np.array(filenames), pairs=np.asarray(pairs))
         files.write_csv(tmp / "images.csv", images)
         files.write_csv(tmp / "pairs.csv", pair_table)
+        files.write_csv(tmp / "exclusions.csv", excluded)
         files.write_json(tmp / "provenance.json", stamp(params))
     if plots:
         plots = Path(plots)
@@ -127,3 +148,6 @@ def human_cmd(logs, stimuli_dir, size, reveal, radius, grid, weighting, rate, si
     click.echo(f"{summary['participants']} participants, {summary['trials']} trials: "
                f"{summary['percent_correct']:.3f} correct; map reliability (split-half, Spearman-Brown) "
                f"{summary['reliability']['spearman_brown']:.3f} ± {summary['reliability']['sd']:.3f}")
+    if len(excluded):
+        click.echo(f"excluded {left_out['participants']['excluded']} participant(s) and "
+                   f"{left_out['trials']['excluded']} trial(s): see {Path(out) / 'exclusions.csv'}")

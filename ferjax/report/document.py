@@ -189,12 +189,24 @@ def _ep_columns(methods):
     return out
 
 
-def build(result, acc, head, trial_level, variants, faces, *, sanity=None, provenance=None) -> str:
-    """The report's HTML: answer, percent correct, trial-level agreement, robustness, checks, detail."""
+def _excluded(ex) -> str:
+    """A sentence on who the exclusion rules left out (empty when no one was)."""
+    if not ex or not (ex["participants"]["excluded"] or ex["trials"]["excluded"]):
+        return ""
+    why = lambda d: ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in d.items() if v) or "none"  # noqa: E731
+    p, t = ex["participants"], ex["trials"]
+    return (f"<p>The exclusion rules (params.yaml, section human) left out {p['excluded']} of {p['before']} "
+            f"participants ({html.escape(why(p['reasons']))}) and {t['excluded']} of {t['before']} trials "
+            f"({html.escape(why(t['reasons']))}); their data stay in the logs.</p>")
+
+
+def build(result, acc, head, trial_level, variants, faces, *, sanity=None, provenance=None, exclusions=None) -> str:
+    """The report's HTML: answer, percent correct, trial-level agreement, robustness, checks, detail.
+    ``exclusions``: metrics/human.json's block of the same name."""
     rank = result["ranking"]
     verdict = head["verdict"]
     lead = f'<p class="lead">{html.escape(verdict["text"])}</p>' + _answer(result, head)
-    sections = [("Percent correct: people and the network", _accuracy(acc)),
+    sections = [("Percent correct: people and the network", _excluded(exclusions) + _accuracy(acc)),
                 ("Do people and the network get the same trials wrong?", _agreement(trial_level)),
                 ("How robust is the answer to the analysis choices?", _robustness(variants, head["robustness"])),
                 ("Do the explanations explain the network?", _sanity(sanity))]

@@ -1,26 +1,29 @@
 """The experiment's SQLite store (WAL, synchronous=FULL): every event is committed before it is acknowledged.
 
-Tables: ``participants`` (name, secret token, schedule seed, creation date),
-``trials`` (each participant's stored schedule; ``attempt`` counts how often
-the trial was started; ``chosen`` is set once it is answered), ``clicks``
-(every click ever received, with its attempt; clicks of an earlier attempt are
-flagged ``interrupted`` when the trial is restarted) and ``events`` (the ack
-returned for each client event id, so that a replayed id gets the same ack and
-changes nothing). Validation failures raise :class:`Reject` (status, message)
-and leave the database unchanged.
+Tables: ``participants`` (name, secret token, schedule seed, creation date;
+for the public study link also the platform and its ids, and when they
+consented and completed), ``trials`` (each participant's stored schedule;
+``kind`` is ``stimulus`` or ``catch``; ``attempt`` counts how often the trial
+was started; ``chosen`` is set once it is answered), ``clicks`` (every click
+ever received, with its attempt; clicks of an earlier attempt are flagged
+``interrupted`` when the trial is restarted), ``events`` (the ack returned for
+each client event id, so that a replayed id gets the same ack and changes
+nothing), ``environments`` (browser and screen, one row per page load) and
+``counters`` (declined consents: a count and nothing else). Validation
+failures raise :class:`Reject` (status, message) and leave the database
+unchanged. Who takes part is :class:`~ferjax.people.experiment.roster.Roster`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
-import secrets
 import sqlite3
 import threading
 import time
 
-from ferjax.people.experiment.design import SIZE, schedule
+from ferjax.people.experiment.design import SIZE
+from ferjax.people.experiment.roster import Reject, Roster
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS participants(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
@@ -35,18 +38,22 @@ CREATE TABLE IF NOT EXISTS clicks(id INTEGER PRIMARY KEY, participant INTEGER NO
 CREATE INDEX IF NOT EXISTS clicks_trial ON clicks(participant, idx, attempt);
 CREATE TABLE IF NOT EXISTS events(participant INTEGER NOT NULL, event TEXT NOT NULL, kind TEXT NOT NULL,
   ack TEXT NOT NULL, PRIMARY KEY(participant, event));
+CREATE TABLE IF NOT EXISTS environments(participant INTEGER NOT NULL REFERENCES participants(id), at REAL NOT NULL,
+  user_agent TEXT NOT NULL, screen_w INTEGER NOT NULL, screen_h INTEGER NOT NULL, viewport_w INTEGER NOT NULL,
+  viewport_h INTEGER NOT NULL, dpr REAL NOT NULL, touch INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, n INTEGER NOT NULL);
 """
+# Columns added after version 0.1. A database made by 0.1 gets them on open (ALTER TABLE), a new one too,
+# so that each column is declared here only.
+ADDED = {"participants": ["platform TEXT NOT NULL DEFAULT 'link'", "platform_pid TEXT", "study_id TEXT",
+                          "session_id TEXT", "consented_at REAL", "completed_at REAL"],
+         "trials": ["kind TEXT NOT NULL DEFAULT 'stimulus'"]}
+# One participant per platform id (and Prolific study): two tabs consenting at once still make one.
+INDEXES = """CREATE UNIQUE INDEX IF NOT EXISTS participants_platform
+  ON participants(platform, COALESCE(study_id, ''), platform_pid) WHERE platform_pid IS NOT NULL;"""
 
 
-class Reject(Exception):
-    """A request the server refuses: HTTP ``status`` and a one-line ``message``."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-class Store:
+class Store(Roster):
     """One connection, serialised by a lock; each write is one ``BEGIN IMMEDIATE`` transaction."""
 
     def __init__(self, path):
@@ -57,6 +64,12 @@ class Store:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.executescript(SCHEMA)
+        for table, columns in ADDED.items():
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            for col in columns:
+                if col.split()[0] not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {col}")
+        self.conn.executescript(INDEXES)
         self.lock = threading.Lock()
 
     def close(self):
@@ -76,33 +89,6 @@ class Store:
     def q(self, sql, args=()):
         with self.lock:
             return self.conn.execute(sql, args).fetchall()
-
-    # ------------------------------------------------------------------ participants
-    def add_participants(self, n, trials, *, practice, sessions, seed=None) -> list[tuple[str, str]]:
-        """Create ``n`` participants with random tokens and stored schedules -> [(name, token)]."""
-        made = []
-        with self.tx() as c:
-            start = c.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]
-            for k in range(start + 1, start + 1 + n):
-                name, token = f"P{k:03d}", secrets.token_urlsafe(24)
-                s = secrets.randbits(63) if seed is None else int(seed) + k
-                c.execute("INSERT INTO participants VALUES (?,?,?,?,?)",
-                          (k, name, token, s, dt.date.today().strftime("%y%m%d")))
-                c.executemany("INSERT INTO trials(participant, idx, block, filename, true_label, foil_label, true_left) "
-                              "VALUES (?,?,?,?,?,?,?)", [(k, *row) for row in schedule(trials, s, practice, sessions)])
-                made.append((name, token))
-        return made
-
-    def participant(self, token: str):
-        rows = self.q("SELECT id, name FROM participants WHERE token = ?", (token,))
-        return rows[0] if rows else None
-
-    def progress(self) -> list[dict]:
-        rows = self.q("""SELECT p.name, p.token, p.created, SUM(t.block = 0) AS practice,
-                  SUM(t.block = 0 AND t.chosen IS NOT NULL) AS practice_done, SUM(t.block > 0) AS total,
-                  SUM(t.block > 0 AND t.chosen IS NOT NULL) AS done, MAX(t.answered_at) AS last
-                  FROM participants p JOIN trials t ON t.participant = p.id GROUP BY p.id ORDER BY p.id""")
-        return [dict(r) for r in rows]
 
     # ------------------------------------------------------------------ state
     def _current(self, c, pid):
@@ -125,14 +111,22 @@ class Store:
         phase = ("trial" if cur["attempt"] > 0 else "instructions" if prev is None
                  else "break" if prev["block"] != cur["block"] else "trial")
         return {**out, "phase": phase, "trial": {"idx": cur["idx"], "block": cur["block"], "attempt": cur["attempt"],
-                                                 "n": cur["idx"] - first + 1, "m": blocks[cur["block"]][0]}}
+                                                 "n": cur["idx"] - first + 1, "m": blocks[cur["block"]][0],
+                                                 "kind": cur["kind"],
+                                                 # a catch trial's instruction: press its "true" label
+                                                 "press": cur["true_label"] if cur["kind"] == "catch" else None}}
 
-    def current_file(self, pid, idx: int) -> str:
-        with self.lock:
-            cur = self._current(self.conn, pid)
-        if cur is None or cur["idx"] != idx:
-            raise Reject(403, f"trial {idx} is not your current trial")
-        return cur["filename"]
+    def trial_image(self, pid, idx: int) -> tuple[str, str]:
+        """``(filename, kind)`` of the participant's own trial ``idx`` (any of theirs: pages preload them all)."""
+        rows = self.q("SELECT filename, kind FROM trials WHERE participant = ? AND idx = ?", (pid, idx))
+        if not rows:
+            raise Reject(404, f"you have no trial {idx}")
+        return rows[0]["filename"], rows[0]["kind"]
+
+    def images(self, pid) -> list[int]:
+        """Indices of the participant's unanswered trials, in order (what the page preloads)."""
+        return [r[0] for r in self.q("SELECT idx FROM trials WHERE participant = ? AND chosen IS NULL ORDER BY idx",
+                                     (pid,))]
 
     # ------------------------------------------------------------------ events
     def _event(self, c, pid, event, kind, check):
@@ -191,8 +185,11 @@ class Store:
             last, n = self._last_t(c, pid, trial, attempt)
             if t < 0 or (last is not None and t < last) or (shown is not None and not 0 <= shown <= t):
                 raise Reject(422, "choice time is negative or earlier than the trial's clicks")
+            now = time.time()
             c.execute("UPDATE trials SET chosen = ?, t_choice = ?, t_shown = ?, answered_at = ? "
-                      "WHERE participant = ? AND idx = ?", (label, t, shown, time.time(), pid, trial))
+                      "WHERE participant = ? AND idx = ?", (label, t, shown, now, pid, trial))
+            if self._current(c, pid) is None:  # the last trial: completed in the same transaction
+                c.execute("UPDATE participants SET completed_at = ? WHERE id = ? AND completed_at IS NULL", (now, pid))
             return {"trial": trial, "attempt": attempt, "count": n}
         with self.tx() as c:
             return self._event(c, pid, event, "choice", check)

@@ -1,4 +1,4 @@
-"""What the experiment shows: stimuli, trial list, label names, texts, schedules, images.
+"""What the experiment shows: stimuli, trial list, label names, schedules, images.
 
 The stimulus folder has the reference layout ``<label>/<name>.png|jpg`` and
 ``trials.csv`` has ``filename,true,foil`` (as ``ferjax stimuli`` writes it).
@@ -6,12 +6,17 @@ A participant's schedule (drawn from their own stored seed) is a practice
 block of ``practice`` images drawn from the stimuli, then every stimulus once,
 shuffled and cut into ``sessions`` blocks of near-equal size; for every trial
 a coin flip puts the true label on the left or the right.
+
+Catch trials (attention checks), one in every ``catch_every`` main trials at
+a random place, show a stimulus unblurred and ask for one label by name: its
+buttons are that instructed label (stored as ``true``) and the face's own
+label (stored as ``foil``), so answering the face instead of the instruction
+fails the check. They are never in the practice and never analysed as stimuli.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,27 +25,11 @@ import pandas as pd
 from PIL import Image
 
 from ferjax.faces.labels import NUM_CLASSES
+from ferjax.people.experiment.texts import TEXTS
 from ferjax.plumbing.errors import InputError
 
 SIZE, BLUR, RADIUS = 256, 70, 15
 LABELS = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt")
-TEXTS = {
-    "title": "Facial expressions",
-    "instructions": ("You will see faces hidden under a blur. Click (or tap) on the face to uncover "
-                     "small parts of it; you may uncover as much as you need. Then choose which of the "
-                     "two expressions the face shows. There is no time limit.\n\n"
-                     "First comes a short practice block."),
-    "start": "Start the practice",
-    "practice": "Practice {n} of {m}",
-    "session": "Session {s} of {S}, trial {n} of {m}",
-    "practice_done": "The practice is over. The experiment starts now.",
-    "break": "Session {s} of {S} is done. Take a break, then continue when you are ready.",
-    "continue": "Continue",
-    "done": "Thank you! You have finished the experiment. You can close this page.",
-    "saving": "Saving...",
-    "offline": "Connection lost; retrying. Please keep this page open.",
-    "error": "Something went wrong: {message}. Please reload the page.",
-}
 
 
 @dataclass
@@ -121,26 +110,9 @@ def read_labels(path) -> tuple:
     return tuple(lines)
 
 
-def read_texts(path) -> dict:
-    """Page texts: a ``.json`` object overriding any of TEXTS' keys, or plain text = the instructions."""
-    path, texts = Path(path), dict(TEXTS)
-    raw = path.read_text(encoding="utf-8")
-    if path.suffix.lower() != ".json":
-        texts["instructions"] = raw.strip()
-        return texts
-    try:
-        obj = json.loads(raw)
-    except ValueError as err:
-        raise InputError(path, None, f"not valid JSON: {err}") from None
-    bad = sorted(set(obj) - set(TEXTS)) if isinstance(obj, dict) else ["(not an object)"]
-    if bad or not all(isinstance(v, str) for v in obj.values()):
-        raise InputError(path, None, f"unknown keys or non-string values: {', '.join(bad)}",
-                         f"keys: {', '.join(TEXTS)}")
-    return {**texts, **obj}
-
-
-def schedule(trials: pd.DataFrame, seed: int, practice: int, sessions: int) -> list[tuple]:
-    """Rows ``(idx, block, filename, true, foil, true_left)``; block 0 = practice, 1..sessions = sessions."""
+def schedule(trials: pd.DataFrame, seed: int, practice: int, sessions: int, catch_every: int = 0) -> list[tuple]:
+    """Rows ``(idx, block, filename, true, foil, true_left, kind)``; block 0 = practice, 1..sessions = sessions,
+    kind ``stimulus`` or ``catch``."""
     rng = np.random.default_rng(seed)
     n = len(trials)
     prac = rng.choice(n, size=practice, replace=practice > n) if practice else np.array([], int)
@@ -148,5 +120,15 @@ def schedule(trials: pd.DataFrame, seed: int, practice: int, sessions: int) -> l
     order = [(0, int(i)) for i in prac] + [(b + 1, int(i)) for b, part in enumerate(blocks) for i in part]
     left = rng.random(len(order)) < 0.5
     rows = trials.to_numpy()
-    return [(k, block, rows[i][0], int(rows[i][1]), int(rows[i][2]), int(left[k]))
-            for k, (block, i) in enumerate(order)]
+    out = [(block, rows[i][0], int(rows[i][1]), int(rows[i][2]), int(left[k]), "stimulus")
+           for k, (block, i) in enumerate(order)]
+    if catch_every > 0:  # drawn after the stimuli's draws, so that a seed's stimulus order does not change
+        main = [k for k, (block, _) in enumerate(order) if block > 0]
+        after = {}
+        for w in range(len(main) // catch_every):
+            k = main[w * catch_every + int(rng.integers(catch_every))]
+            name, face = rows[int(rng.integers(n))][:2]
+            press = int(rng.choice([label for label in range(NUM_CLASSES) if label != int(face)]))
+            after[k] = (order[k][0], name, press, int(face), int(rng.random() < 0.5), "catch")
+        out = [row for k, r in enumerate(out) for row in ([r, after[k]] if k in after else [r])]
+    return [(k, *row) for k, row in enumerate(out)]

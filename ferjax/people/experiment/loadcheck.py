@@ -2,8 +2,9 @@
 
 ``python -m ferjax.people.experiment.loadcheck [--participants 50]`` writes a tiny
 stimulus set and a fresh database in a temporary folder, starts ``ferjax
-experiment serve`` as a subprocess on a free loopback port, and runs one
-thread per participant (stdlib HTTP, keep-alive): start a trial, click
+experiment serve`` as a subprocess on a free loopback port with a public study
+link, and runs one thread per participant (stdlib HTTP, keep-alive): agree to
+the consent form with its own platform id, record its browser, start a trial, click
 ``--clicks`` times ``--interval`` seconds apart (a fast human clicks about
 once a second), choose, for ``--trials`` trials. It stops by itself (fixed
 counts and a ``--deadline``), then checks against the database export that
@@ -19,6 +20,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -29,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 ADMIN = "load-check-admin-token"
+STUDY = "load"
 
 
 def free_port() -> int:
@@ -37,8 +40,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(stimuli, trials, db, port, *args, admin=ADMIN, timeout=60.0) -> subprocess.Popen:
-    """``python -m ferjax experiment serve`` on 127.0.0.1:port; returns once it answers."""
+def start_server(stimuli, trials, db, port, *args, admin=ADMIN, timeout=60.0, cafile=None) -> subprocess.Popen:
+    """``python -m ferjax experiment serve`` on 127.0.0.1:port; returns once it answers (over HTTPS, trusting
+    the certificate ``cafile``, when one is given)."""
     cmd = [sys.executable, "-m", "ferjax", "experiment", "serve", "--stimuli", str(stimuli), "--trials", str(trials),
            "--db", str(db), "--host", "127.0.0.1", "--port", str(port), "--admin-token", admin, *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -48,7 +52,9 @@ def start_server(stimuli, trials, db, port, *args, admin=ADMIN, timeout=60.0) ->
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin", timeout=1):
+            tls = ssl.create_default_context(cafile=str(cafile)) if cafile else None
+            with urllib.request.urlopen(f"http{'s' if cafile else ''}://127.0.0.1:{port}/admin", timeout=1,
+                                        context=tls):
                 return proc
         except OSError:
             time.sleep(0.05)
@@ -67,14 +73,16 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 class Client:
-    """One participant's keep-alive connection; ``call`` returns (status, json) and records the latency."""
+    """One participant's keep-alive connection; ``call`` returns (status, json) and records the latency.
+    Paths are the participant's own (``/click``) unless they start with ``/api/``."""
 
-    def __init__(self, port, token):
-        self.conn, self.base, self.latencies = http.client.HTTPConnection("127.0.0.1", port, timeout=30), f"/api/p/{token}", []
+    def __init__(self, port, token=None):
+        self.conn, self.latencies = http.client.HTTPConnection("127.0.0.1", port, timeout=30), []
+        self.base = f"/api/p/{token}"
 
     def call(self, method, path, body=None):
         t0 = time.perf_counter()
-        self.conn.request(method, self.base + path, body=json.dumps(body) if body is not None else None,
+        self.conn.request(method, path if path.startswith("/api/") else self.base + path, body=json.dumps(body) if body is not None else None,
                           headers={"Content-Type": "application/json"})
         res = self.conn.getresponse()
         data = json.loads(res.read())
@@ -83,8 +91,20 @@ class Client:
         return res.status, data
 
 
-def participant(port, token, n_trials, n_clicks, interval, deadline, seed, out):
-    rng, c, acked, errors = random.Random(seed), Client(port, token), [], []
+def enrol(c: Client, pid: str) -> str:
+    """Consent on the study link as platform id ``pid``, and record a browser -> the participant's token."""
+    status, r = c.call("POST", f"/api/s/{STUDY}/consent", {"decision": "agree", "pid": pid})
+    assert status == 200, r
+    c.base = f"/api/p/{r['token']}"
+    status, r = c.call("POST", "/environment", {"user_agent": "loadcheck", "screen_w": 1920, "screen_h": 1080,
+                                                "viewport_w": 1200, "viewport_h": 800, "dpr": 1.0, "touch": False})
+    assert status == 200, r
+    return c.base.rsplit("/", 1)[1]
+
+
+def participant(port, pid, n_trials, n_clicks, interval, deadline, seed, out):
+    rng, c, acked, errors = random.Random(seed), Client(port), [], []
+    token = enrol(c, pid)
     for _ in range(n_trials):
         if time.monotonic() > deadline:
             break
@@ -110,21 +130,19 @@ def participant(port, token, n_trials, n_clicks, interval, deadline, seed, out):
 def run(participants=50, trials=5, clicks=6, interval=0.25, deadline=60.0) -> dict:
     from ferjax.people.experiment.db import Store
     from ferjax.people.experiment.demo import make_stimuli
-    from ferjax.people.experiment.design import read_trials
     from ferjax.people.experiment.export import frames
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         tpath, db = make_stimuli(d / "stim", per_class=2), d / "load.sqlite"
-        store = Store(db)
-        made = store.add_participants(participants, read_trials(d / "stim", tpath), practice=0, sessions=1, seed=0)
-        store.close()
+        (d / "consent.md").write_text("A load check: no person takes part.\n")
         port = free_port()
-        proc = start_server(d / "stim", tpath, db, port)
+        proc = start_server(d / "stim", tpath, db, port, "--study", STUDY, "--consent", d / "consent.md",
+                            "--practice", 0, "--sessions", 1, "--seed", 0)
         out, t0 = [], time.monotonic()
         try:
-            threads = [threading.Thread(target=participant, args=(port, tok, trials, clicks, interval,
-                                                                  t0 + deadline, k, out)) for k, (_, tok) in enumerate(made)]
+            threads = [threading.Thread(target=participant, args=(port, f"load{k:03d}", trials, clicks, interval,
+                                                                  t0 + deadline, k, out)) for k in range(participants)]
             for th in threads:
                 th.start()
             for th in threads:
@@ -133,7 +151,9 @@ def run(participants=50, trials=5, clicks=6, interval=0.25, deadline=60.0) -> di
             stop(proc)
         wall = time.monotonic() - t0
         tr, ck, _ = frames(db)
-    names = {tok: name for name, tok in made}
+        store = Store(db)
+        names = {r["token"]: r["name"] for r in store.progress()}
+        store.close()
     lat = sorted(x for *_, l in out for x in l)
     acked_clicks = sum(sum(a[0] == "click" for a in acked) for _, acked, _, _ in out)
     acked_choices = sum(sum(a[0] == "choice" for a in acked) for _, acked, _, _ in out)
@@ -150,10 +170,12 @@ def run(participants=50, trials=5, clicks=6, interval=0.25, deadline=60.0) -> di
                            "p95": round(1000 * lat[int(0.95 * (len(lat) - 1))], 2), "max": round(1000 * lat[-1], 2)}}
 
 
-def passed(r: dict) -> bool:
-    """Nothing acknowledged was lost or refused, and the median acknowledgement took under 50 ms."""
-    return (r["lost"] == 0 and r["refused"] == 0 and r["exported_clicks"] == r["acked_clicks"]
-            and r["exported_trials"] == r["acked_choices"] and r["latency_ms"]["median"] < 50)
+def passed(r: dict, participants: int) -> bool:
+    """Every participant ran, nothing acknowledged was lost or refused, and the median acknowledgement took
+    under 50 ms."""
+    return (r["participants"] == participants and r["lost"] == 0 and r["refused"] == 0
+            and r["exported_clicks"] == r["acked_clicks"] and r["exported_trials"] == r["acked_choices"]
+            and r["latency_ms"]["median"] < 50)
 
 
 def main(argv=None):
@@ -168,8 +190,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     r = run(a.participants, a.trials, a.clicks, a.interval, a.deadline)
     print(json.dumps(r, indent=2))
-    print("OK" if passed(r) else "FAILED")
-    return 0 if passed(r) else 1
+    print("OK" if passed(r, a.participants) else "FAILED")
+    return 0 if passed(r, a.participants) else 1
 
 
 if __name__ == "__main__":

@@ -10,11 +10,13 @@ async function call(method, path, body) {
   return res;
 }
 
-function show(rows) {
+function show({ participants: rows, counts }) {
+  $("counts").textContent = Object.entries(counts).map(([k, v]) => `${k.replace("_", " ")}: ${v}`).join(" \u00b7 ");
   $("rows").replaceChildren(...rows.map((r) => {
     const tr = document.createElement("tr");
     const link = `${location.origin}/p/${r.token}`;
-    for (const v of [r.name, link, r.created, `${r.practice_done}/${r.practice}`, `${r.done}/${r.total}`]) {
+    const status = r.completed ? "completed" : r.started ? "in progress" : "not started";
+    for (const v of [r.name, link, r.created, r.platform, status, `${r.practice_done}/${r.practice}`, `${r.done}/${r.total}`]) {
       const td = document.createElement("td");
       td.textContent = v;
       tr.append(td);
@@ -26,7 +28,7 @@ function show(rows) {
 }
 
 async function load(method = "GET", body) {
-  try { show((await (await call(method, "/api/admin/participants", body)).json()).participants); }
+  try { show(await (await call(method, "/api/admin/participants", body)).json()); }
   catch (e) { $("status").textContent = e.message; }
 }
 

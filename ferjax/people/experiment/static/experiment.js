@@ -1,88 +1,85 @@
-// Participant page: instructions, practice, sessions with breaks. Every event (start, click,
-// choice) goes through one ordered queue and is retried until the server acknowledges it (after
-// its commit); a refusal (4xx) is shown. Times are performance.now() in seconds (monotonic).
+// Participant page: browser check, preloading, instructions, practice, sessions with breaks and
+// attention checks, debriefing, then the completion redirect. The server decides what comes next
+// (GET state); this page only draws it. Times are performance.now() in seconds (monotonic).
 "use strict";
-const TOKEN = location.pathname.split("/").filter(Boolean).pop();
-const API = `/api/p/${TOKEN}`;
 const RADIUS = 15;
 const $ = (id) => document.getElementById(id);
 const cv = $("face"), ctx = cv.getContext("2d");
 const W = cv.width, H = cv.height;
 const mask = offscreen(), layer = offscreen();
-const queue = [];
-let S = null, T = null, pumping = false, acked = 0;
+const images = new Map(); // trial idx -> {blur, face}, all loaded before the first trial
+let S = null, T = null;
 
 function offscreen() { return Object.assign(document.createElement("canvas"), { width: W, height: H }); }
-function eventId() {
-  const a = new Uint8Array(16);
-  crypto.getRandomValues(a);
-  return Array.from(a, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 const fmt = (s, v) => s.replace(/\{(\w+)\}/g, (m, k) => (k in v ? v[k] : m));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now() / 1000;
-const status = (text) => { $("status").textContent = text; };
-class Refused extends Error {}
-
-async function request(method, path, body) {
-  for (let wait = 100; ; wait = Math.min(wait * 2, 3000)) {
-    let res = null;
-    try {
-      res = await fetch(API + path, { method, cache: "no-store", headers: { "Content-Type": "application/json" },
-        body: body && JSON.stringify(body) });
-    } catch (e) { /* network down or server restarting: retry */ }
-    if (res && res.ok) { status(""); return res.json(); }
-    if (res && res.status >= 400 && res.status < 500) {
-      const j = await res.json().catch(() => ({}));
-      throw new Refused(j.error || res.statusText);
-    }
-    status(S ? S.texts.offline : "...");
-    await sleep(wait);
-  }
-}
-
-function mark() { document.body.dataset.pending = queue.length; document.body.dataset.acked = acked; }
-function send(path, body) {
-  return new Promise((resolve, reject) => { queue.push({ path, body, resolve, reject }); mark(); pump(); });
-}
-async function pump() {
-  if (pumping) return;
-  pumping = true;
-  while (queue.length) {
-    const item = queue[0];
-    try { item.resolve(await request("POST", item.path, item.body)); acked++; } catch (e) { item.reject(e); }
-    queue.shift();
-    mark();
-  }
-  pumping = false;
-}
 
 function fail(e) {
   if (T) T.active = false;
-  status(fmt(S ? S.texts.error : "{message}", { message: e.message }));
+  setStatus(fmt(S ? S.texts.error : "{message}", { message: e.message }));
 }
 
-function screen(name) {
+function show(name) {
   $("message").hidden = name !== "message";
   $("task").hidden = name !== "task";
   document.body.dataset.screen = name;
 }
 
-function message(text, button, action) {
-  screen("message");
-  $("text").textContent = text;
+function message(text, button, action, html = false) {
+  show("message");
+  $("text")[html ? "innerHTML" : "textContent"] = text; // html: the lab's own debriefing page
+  $("text").classList.toggle("html", html);
   const go = $("go");
   go.hidden = !button;
   go.textContent = button || "";
   go.onclick = () => { go.onclick = null; action().catch(fail); };
 }
 
+// The window must hold the frame and its buttons: ask to enlarge it (or turn the phone) until it does.
+async function checkBrowser() {
+  const [w, h] = S.min_viewport;
+  while (innerWidth < w || innerHeight < h) {
+    document.body.dataset.check = "small";
+    message(fmt(S.texts.too_small, { w: innerWidth, h: innerHeight, W: w, H: h }), null);
+    document.body.dataset.screen = "check";
+    await new Promise((r) => addEventListener("resize", r, { once: true }));
+  }
+  document.body.dataset.check = "ok";
+  await request("POST", "/environment", { user_agent: navigator.userAgent.slice(0, 512),
+    screen_w: window.screen.width, screen_h: window.screen.height, viewport_w: innerWidth, viewport_h: innerHeight,
+    dpr: devicePixelRatio, touch: matchMedia("(pointer: coarse)").matches });
+}
+
+async function preload() {
+  const { trials } = await request("GET", "/images");
+  const bar = $("loading"), todo = trials.flatMap((i) => ["blur", "face"].map((k) => [i, k]));
+  let n = 0;
+  message(fmt(S.texts.loading, { n: 0, m: todo.length }), null);
+  document.body.dataset.screen = "loading";
+  bar.hidden = false;
+  bar.max = todo.length;
+  const one = async ([i, k]) => {
+    const img = await loadImage(`${API}/trial/${i}/${k}.png`);
+    images.set(i, { ...images.get(i), [k]: img });
+    bar.value = ++n;
+    $("text").textContent = fmt(S.texts.loading, { n, m: todo.length });
+  };
+  for (let k = 0; k < todo.length; k += 6) await Promise.all(todo.slice(k, k + 6).map(one)); // 6 at a time
+  bar.hidden = true;
+}
+
 async function next() {
   document.body.dataset.ready = "0";
   S = await request("GET", "/state");
+  offlineText = S.texts.offline;
   document.title = S.texts.title;
   const tr = S.trial;
-  if (S.phase === "done") { document.body.dataset.done = "1"; return message(S.texts.done, null); }
+  if (S.phase === "done") {
+    document.body.dataset.done = "1";
+    const url = S.completion_url;
+    return message(S.debrief || S.texts.done, url ? S.texts.finish : null, async () => location.assign(url),
+      Boolean(S.debrief));
+  }
   if (S.phase === "instructions") {
     return message(S.texts.instructions, tr.block === 0 ? S.texts.start : S.texts.continue, startTrial);
   }
@@ -91,15 +88,6 @@ async function next() {
     return message(s === 0 ? S.texts.practice_done : fmt(S.texts.break, { s, S: S.sessions }), S.texts.continue, startTrial);
   }
   return startTrial();
-}
-
-function loadImage(src) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error("image failed to load"));
-    img.src = src;
-  });
 }
 
 function draw() {
@@ -126,22 +114,27 @@ function reveal(x, y) {
 async function startTrial() {
   const tr = S.trial;
   const ack = await send("/start", { event: eventId(), trial: tr.idx });
-  const [blur, face] = await Promise.all(["blur", "face"].map((k) => loadImage(`${API}/trial/${tr.idx}/${k}.png`)));
-  T = { idx: tr.idx, attempt: ack.attempt, blur, face, active: false };
+  const img = images.get(tr.idx) || { blur: await loadImage(`${API}/trial/${tr.idx}/blur.png`),
+    face: await loadImage(`${API}/trial/${tr.idx}/face.png`) };
+  T = { idx: tr.idx, attempt: ack.attempt, blur: img.blur, face: img.face, active: false };
   mask.getContext("2d").clearRect(0, 0, W, H);
   draw();
-  $("progress").textContent = tr.block === 0 ? fmt(S.texts.practice, { n: tr.n, m: tr.m })
-    : fmt(S.texts.session, { s: tr.block, S: S.sessions, n: tr.n, m: tr.m });
+  const catchTrial = tr.kind === "catch";
+  $("progress").textContent = catchTrial ? fmt(S.texts.catch, { label: S.labels[tr.press] })
+    : tr.block === 0 ? fmt(S.texts.practice, { n: tr.n, m: tr.m })
+      : fmt(S.texts.session, { s: tr.block, S: S.sessions, n: tr.n, m: tr.m });
+  $("progress").classList.toggle("catch", catchTrial);
   ack.buttons.forEach((label, i) => {
     const b = $(i ? "right" : "left");
     b.textContent = S.labels[label];
     b.dataset.label = label;
     b.disabled = false;
   });
-  screen("task");
+  show("task");
   T.shown = now();
   T.active = true;
   document.body.dataset.trial = tr.idx;
+  document.body.dataset.kind = tr.kind;
   document.body.dataset.ready = "1";
 }
 
@@ -170,4 +163,14 @@ for (const id of ["left", "right"]) {
   });
 }
 
-next().catch(fail);
+async function begin() {
+  S = await request("GET", "/state");
+  offlineText = S.texts.offline;
+  if (S.phase !== "done") {
+    await checkBrowser();
+    await preload();
+  }
+  await next();
+}
+
+begin().catch(fail);
