@@ -30,7 +30,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 TIE = re.compile(r"<!--\s*(?P<path>[\w./-]+\.(?:json|txt|md)):\s*(?P<key>.+?)(?:\s+×(?P<scale>[\d.]+))?\s*-->")
 MINUTES = re.compile(r"(?:(\d+) h )?(\d+) min (\d+) s\**\s*$")
-NUMBER = re.compile(r"(-?[\d,]*\.?\d+)(?:\s*(?:%|x|×|s|ms|h|min|images/s|GFLOP/s))?\**\s*$")
+# a minus sign only where it cannot be a range's dash ("0.77-0.90")
+NUMBER = re.compile(r"(?<![\w.])((?:(?<![\w>)])-)?\d[\d,]*(?:\.\d+)?)(?:\s*(?:%|x|×|s|ms|h|min|images/s|GFLOP/s))?\**\s*$")
 
 
 def value_of(source: Path, key: str) -> float:
@@ -112,5 +113,5 @@ def test_the_readme_starts_in_one_screen_and_links_every_page():
 def test_links_between_pages_lead_somewhere():
     for doc in DOCS:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
-            if not target.startswith("http"):
+            if not target.startswith(("http", "mailto:")):
                 assert (doc.parent / target).exists(), f"{doc.relative_to(ROOT)} links to missing {target}"

@@ -85,8 +85,8 @@ class _Plain(nnx.Module):
         self.head = nnx.Linear(cin, num_classes, dtype=dtype, rngs=rngs)
 
     def features(self, x):
-        for conv in self.convs:
-            x = conv(x)
+        for layer in self.convs:
+            x = layer(x)
         return x
 
     def classifier(self, pooled):
