@@ -35,9 +35,9 @@ def ferjax(*args, processes=1, devices=1, cwd):
     """Run ``ferjax ARGS`` as ``processes`` processes of ``devices`` CPU devices each; the finished process."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "FERJAX_CPU_DEVICES")}
     env["FERJAX_CPU_DEVICES"] = str(devices)
-    cmd = [sys.executable, "-m", "ferjax.cli", *map(str, args)]
+    cmd = [sys.executable, "-m", "ferjax", *map(str, args)]
     if processes > 1:
-        cmd = [sys.executable, "-m", "ferjax.cli", "launch", "-n", str(processes), "--timeout", "240", "--", *cmd]
+        cmd = [sys.executable, "-m", "ferjax", "launch", "-n", str(processes), "--timeout", "240", "--", *cmd]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -121,10 +121,10 @@ def test_a_process_that_exits_early_stops_the_others_with_an_error(study):
               f"127.0.0.1:{free_port()}", "--num-processes", "2"]
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     start = time.monotonic()
-    survivor = subprocess.Popen([sys.executable, "-m", "ferjax.cli", *common, "--network", "network",
+    survivor = subprocess.Popen([sys.executable, "-m", "ferjax", *common, "--network", "network",
                                  "--process-id", "0", "--out", "left"], cwd=study, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    failing = subprocess.run([sys.executable, "-m", "ferjax.cli", *common, "--network", "missing",
+    failing = subprocess.run([sys.executable, "-m", "ferjax", *common, "--network", "missing",
                               "--process-id", "1", "--out", "right"], cwd=study, env=env, capture_output=True,
                              text=True, timeout=120)
     assert failing.returncode == 2
@@ -140,7 +140,7 @@ def test_launch_stops_the_job_when_one_process_fails(tmp_path):
     script = ("import os, sys, time\n"
               "sys.exit(3) if os.environ['FERJAX_PROCESS_ID'] == '1' else time.sleep(120)\n")
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "ferjax.cli", "launch", "-n", "2", "--", sys.executable, "-c",
+    result = subprocess.run([sys.executable, "-m", "ferjax", "launch", "-n", "2", "--", sys.executable, "-c",
                              script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 3
     assert result.stderr.strip().splitlines()[-1] == "error: process 1 of 2 exited with status 3; stopped the others"

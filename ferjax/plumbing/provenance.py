@@ -34,7 +34,7 @@ def source_digest(root: Path | str | None = None) -> str:
     only reused by the same code: ``dvc repro`` reruns a stage when ``ferjax/``
     changes, and resuming the old code's finished run would skip the rerun.
     """
-    root = Path(root) if root is not None else Path(__file__).parent
+    root = Path(root) if root is not None else Path(__file__).parents[1]   # the ferjax package
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
