@@ -58,6 +58,7 @@ import types
 import warnings
 
 import numpy as np
+import record
 
 from ferjax.explain import masks as ep_masks
 
@@ -308,7 +309,6 @@ def main(argv=None):
         jax.config.update("jax_num_cpu_devices", args.cpu_devices)
     from ferjax.explain import activation, perturbation
     from ferjax.networks.cnn import create
-    from ferjax.plumbing import devices
 
     torch.set_num_threads(thread_counts[0])
     if jax.default_backend() != "cpu":
@@ -333,6 +333,7 @@ def main(argv=None):
                                       "grad-cam")))
     print(f"settings     : model {args.model}, runs={args.runs} (medians), batch={BATCH} x {SIZE}x{SIZE}x{CHANNELS}, "
           f"target class {TARGET}, seed {args.seed}")
+    results = {"model": args.model, "runs": args.runs, "threads": thread_counts}
 
     # -------------------------------------------------- model, port, inputs
     kp, kn, kx = jax.random.split(jax.random.PRNGKey(args.seed), 3)
@@ -366,11 +367,11 @@ def main(argv=None):
     peak = 2 * n ** 3 / t_mm
     print(f"machine rate : {peak / 1e9:.1f} GFLOP/s (jax float32 {n}x{n} @ {n}x{n}, "
           f"median of {max(args.runs, 5)})")
+    results["machine_gflops"] = peak / 1e9
 
     # -------------------------------------------------- CAM / GradCAM
     print(f"\n## CAM / GradCAM, batch {BATCH}, target class {TARGET}")
     targets = np.full(BATCH, TARGET)
-    k = int(params["head"]["kernel"].shape[0])
 
     def ours_cam():
         return activation.cam(features, classifier, params, images, targets).block_until_ready()
@@ -379,21 +380,6 @@ def main(argv=None):
         return activation.gradcam(features, classifier, params, images,
                                    targets).block_until_ready()
 
-    # CAM's kernel alone: W precomputed (cam() re-reads W from the classifier and checks
-    # it is affine on every call, a few small eager dispatches)
-    w = activation.classifier_weights(classifier, params, k)
-    # split over the devices as cam() does
-    _, k_params, k_images, tt, tf = devices.split_batch(
-        None, params, images, jnp.full(BATCH, TARGET, jnp.int32), jnp.zeros(BATCH, jnp.int32))
-
-    def cam_kernel(p, x, w, tt, tf):
-        return activation._cam_maps(features, p, x, w, tt, tf, False, True, True, True)
-
-    cam_kernel_jit = jax.jit(cam_kernel)
-
-    def ours_cam_kernel():
-        return cam_kernel_jit(k_params, k_images, w, tt, tf).block_until_ready()
-
     explainer = pgc.GradCAM(model=net, target_layers=[net.blocks[-1].relu])
     ref_targets = [ClassifierOutputTarget(TARGET) for _ in range(BATCH)]
 
@@ -401,26 +387,26 @@ def main(argv=None):
         return explainer(input_tensor=x_t, targets=ref_targets)
 
     # warm-up (compiles ours) and agreement
-    m_cam, m_grad, m_kernel, m_ref = (np.asarray(f()) for f in
-                                      (ours_cam, ours_gradcam, ours_cam_kernel, ref_gradcam))
+    m_cam, m_grad, m_ref = (np.asarray(f()) for f in (ours_cam, ours_gradcam, ref_gradcam))
     d_grad = float(np.abs(m_grad - m_ref).max())
     d_cam = float(np.abs(m_cam - m_ref).max())
     r_min = min(pearson(a_, b_) for a_, b_ in zip(m_cam, m_ref))
     print(f"agreement    : max |ours GradCAM - ref| = {d_grad:.1e}, "
           f"max |ours CAM - ref GradCAM| = {d_cam:.1e}, min per-map Pearson CAM/ref {r_min:.5f}")
-    if d_grad > 1e-3 or np.abs(m_kernel - m_cam).max() > 1e-5:
+    results["cam_gradcam"] = {"batch": BATCH, "max_abs_gradcam_vs_reference": d_grad,
+                              "max_abs_cam_vs_reference": d_cam, "min_pearson_cam_vs_reference": r_min}
+    if d_grad > 1e-3:
         print("FAIL: maps disagree", file=sys.stderr)
         return 1
 
-    f_cam = flops_of(jax.jit(cam_kernel).lower(params, images, w, np.asarray(tt), np.asarray(tf)).compile())
+    f_cam = flops_of(jax.jit(lambda p, x: activation.cam(features, classifier, p, x, targets))
+                     .lower(params, images).compile())
     f_grad = flops_of(jax.jit(lambda p, x: activation.gradcam(features, classifier, p, x, targets))
                       .lower(params, images).compile())
     f_ref = torch_flops(torch, ref_gradcam)
 
     rows, refs = [], []
-    cases = [("ours CAM (cam())", ours_cam, f_cam),
-             ("ours CAM kernel (W precomputed)", ours_cam_kernel, f_cam),
-             ("ours GradCAM (gradcam())", ours_gradcam, f_grad)]
+    cases = [("ours CAM (cam())", ours_cam, f_cam), ("ours GradCAM (gradcam())", ours_gradcam, f_grad)]
     cases += [(f"pytorch-grad-cam GradCAM, {th} thr", (th, ref_gradcam), f_ref)
               for th in thread_counts]
     for name, fn, fl in cases:
@@ -430,6 +416,8 @@ def main(argv=None):
             fn()  # warm-up at this thread count
         med, all_t = timed(fn, args.runs)
         (refs if name.startswith("pytorch") else rows).append((name, med))
+        results["cam_gradcam"][name] = {"images_per_s": BATCH / med, "runs_s": all_t, "flops_per_batch": fl,
+                                        "share_of_machine_rate": fl / med / peak}
         print(f"{name:34s}: {BATCH / med:9.1f} images/s  (median {med * 1e3:8.2f} ms / batch; "
               f"runs {', '.join(f'{t * 1e3:.1f}' for t in all_t)} ms)  "
               f"{fmt_g(fl)} / batch, {fl / med / peak:6.2%} of machine rate")
@@ -437,6 +425,7 @@ def main(argv=None):
     for ref_name, ref_t in refs:
         for name, med in rows:
             print(f"ratio {name:31s} / {ref_name}: {ref_t / med:6.2f}x images/s")
+            results["cam_gradcam"].setdefault("ratios", {})[f"{name} / {ref_name}"] = ref_t / med
 
     # -------------------------------------------------- Extremal Perturbation
     ni, iters = args.ep_images, args.max_iter
@@ -506,6 +495,14 @@ def main(argv=None):
               f"{fmt_g(f_ref_ep / ni)} / image, {f_ref_ep / t_ref / peak:6.2%} of machine rate")
     for th, t_ref, _ in ref_timings:
         print(f"ratio ours / TorchRay {th} thr: {t_ref / t_ours:6.2f}x images/s")
+    results["ep"] = {"images": ni, "max_iter": iters, "ours_s_per_image": t_ours / ni, "ours_first_call_s": t_first,
+                     "ours_share_of_machine_rate": f_ours_ep / t_ours / peak,
+                     "torchray": {str(th): {"s_per_image": t_ref / ni, "ratio": t_ref / t_ours,
+                                            "share_of_machine_rate": f_ref_ep / t_ref / peak}
+                                  for th, t_ref, _ in ref_timings},
+                     "ours_reward_median": float(np.median(ours_reward)),
+                     "torchray_reward_median": float(np.median(ref_reward)),
+                     "mask_pearson_mean": float(np.mean([pearson(a_, b_) for a_, b_ in zip(ours_masks, ref_masks)]))}
     print(f"final reward (logit of class {TARGET} at the last iteration), per image:")
     print("  ours    : " + " ".join(f"{r:7.3f}" for r in ours_reward)
           + f"   median {np.median(ours_reward):.3f}")
@@ -517,11 +514,12 @@ def main(argv=None):
             f"TorchRay {np.mean(ref_masks > 0.5):.3f}")
 
     if args.model_dir:
-        fast_vs_faithful(args, torch, torchray_ep, thread_counts)
+        results["fast_vs_faithful"] = fast_vs_faithful(args, torch, torchray_ep, thread_counts)
 
     print("\nFLOP notes: ours = XLA cost analysis of the compiled program (every op, "
           "elementwise included); references = torch.utils.flop_counter (convolutions and "
           "matrix products only), so the reference counts are lower bounds.")
+    record.write("attribution_speed", results)
     return 0
 
 
@@ -574,7 +572,7 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
             args.model_dir, args.stimuli, args.fast_per_class)
     except ValueError as e:
         print(f"\n(fast-preset comparison skipped: {e})")
-        return
+        return None
     net = torch_plain(params, torch, spec["model"])
     kw = dict(areas=[0.1], step=2, sigma=6)
     ni = len(images)
@@ -601,6 +599,8 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
     ref_r = np.array([torch_reward(m, i) for i, m in enumerate(ref_masks)])
     ref_a = np.array([np.mean(m > 0.5) for m in ref_masks])
     print(f"reward range : target logit, unperturbed minus fully blurred, median {span:.3f}")
+    out = {"stimuli": ni, "reward_span_median": float(span), "torchray_s_per_image": t_ref,
+           "torchray_reward_median": float(np.median(ref_r)), "runs": {}}
     print(f"TorchRay 800 faithful, {min(thread_counts)} thr: {t_ref:7.3f} s/image; reward median "
           f"{np.median(ref_r):.3f}; area>0.5 mean {ref_a.mean():.3f}")
 
@@ -629,6 +629,11 @@ def fast_vs_faithful(args, torch, torchray_ep, thread_counts):
               f"{d.min():+.3f}, {np.mean(d >= 0):.0%} of images >= 0); area diff median "
               f"{np.median(a - ref_a):+.3f}; mask Pearson "
               f"{corr:.3f}; {'REACHES' if reached else 'does not reach'} TorchRay's reward at its area")
+        out["runs"][f"{preset} {iters}"] = {
+            "s_per_image": t, "speedup": t_ref / t, "reward_diff_median": float(np.median(d)),
+            "reward_diff_ci95": [float(lo), float(hi)], "area_diff_median": float(np.median(a - ref_a)),
+            "mask_pearson_mean": float(corr), "reaches": bool(reached)}
+    return out
 
 
 if __name__ == "__main__":

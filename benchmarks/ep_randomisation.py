@@ -34,6 +34,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import record
 from attribution_speed import (
     import_references,
     torch_plain,
@@ -90,12 +91,16 @@ def main(argv=None):
     print(f"settings     : model {args.model_dir} ({spec['model']}), {len(images)} stimuli, true class, "
           f"area 0.1, step 2, sigma 6, {args.draws} draws per level, seed {args.seed}")
     print("Spearman with the trained network's masks (mean over draws; each draw's mean in brackets):")
+    results = {"stimuli": len(images), "draws": args.draws, "seed": args.seed, "methods": {}}
     for name, fn in methods.items():
         res = sanity.randomization_test({name: fn}, params, levels)[name]
         cells = [f"{level} {r['spearman']:.3f} [{' '.join(f'{v:.2f}' for v in r['draws'])}]"
                  for level, r in res.items()]
         verdict = "passes" if all(r["spearman"] < 0.5 for r in res.values()) else "FAILS"
         print(f"  {name:34s}: {'; '.join(cells)} -> {verdict} (the check: < 0.5 at both levels)", flush=True)
+        results["methods"][name] = {**{level: r["spearman"] for level, r in res.items()},
+                                    "passes": verdict == "passes"}
+    record.write("ep_randomisation", results)
 
 
 if __name__ == "__main__":

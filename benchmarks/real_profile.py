@@ -36,6 +36,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+import record  # noqa: E402
 from attribution_speed import median_time  # noqa: E402
 
 from ferjax.faces import expressions
@@ -82,6 +83,9 @@ def train_rate(args):
         print(f"train resnet18 224x224x3 batch {args.batch_size}: median {statistics.median(rates):.2f} images/s "
               f"(windows: {', '.join(f'{r:.2f}' for r in rates)}); first {warm} steps incl. compile "
               f"{stamps[warm - 1] - start:.1f} s")
+        record.update("real_profile", f"train {jax.process_count()} processes {jax.device_count()} devices",
+                      {"images_per_s": statistics.median(rates), "windows": rates,
+                       "first_steps_s": stamps[warm - 1] - start, "batch_size": args.batch_size})
 
 
 def ep_rate(args):
@@ -110,6 +114,9 @@ def ep_rate(args):
         print(f"{machine()}; {jax.process_count()} process(es), {jax.device_count()} device(s)")
         print(f"EP ferjax resnet18 224x224x3, 3 areas, {args.ep_iters} iterations, {n} images: "
               f"{n / seconds:.3f} images/s ({seconds / n / args.ep_iters * 1e3:.0f} ms per image-iteration)")
+        record.update("real_profile", f"ep {jax.process_count()} processes {jax.device_count()} devices",
+                      {"images_per_s": n / seconds, "ms_per_image_iteration": seconds / n / args.ep_iters * 1e3,
+                       "images": n, "ep_iters": args.ep_iters})
 
 
 def torch_resnet18(torch, num_classes=8):
@@ -181,10 +188,11 @@ def attribute_rates(args):
     def median(fn, runs=args.runs):
         return median_time(fn, runs)
 
-    n = len(x)
+    n, out = len(x), {"logits_max_abs_diff": float(err), "torch_threads": args.torch_threads}
     for name, ours in (("CAM", activation.cam), ("GradCAM", activation.gradcam)):
         cls = grad_cam.GradCAM if name == "GradCAM" else None
         t_ours = median(lambda: ours(net.features, net.head, net.params, x, labels))
+        out[name] = {"images_per_s": n / t_ours}
         if cls is None:
             print(f"{name}: ferjax {n / t_ours:.2f} images/s (pytorch-grad-cam has no CAM)")
             continue
@@ -192,6 +200,7 @@ def attribute_rates(args):
             t_ref = median(lambda: ref(input_tensor=xt, targets=[Target(int(c)) for c in labels]))
         print(f"{name}: ferjax {n / t_ours:.2f} images/s, pytorch-grad-cam {n / t_ref:.2f} images/s, "
               f"ratio {t_ref / t_ours:.2f}x")
+        out[name].update(reference_images_per_s=n / t_ref, ratio=t_ref / t_ours)
     ep = dict(areas=(0.05, 0.1, 0.2), step=7, sigma=21, max_iter=args.ep_iters)
     k = args.ep_images
     t_ours = median(lambda: activation.extremal_perturbation(net.features, net.head, net.params, x[:k], labels[:k],
@@ -206,6 +215,9 @@ def attribute_rates(args):
     print(f"EP, 3 areas, {args.ep_iters} iterations, {k} images: ferjax {per_iter * 1e3:.0f} ms per image-iteration, "
           f"TorchRay {per_iter_ref * 1e3:.0f} ms, ratio {t_ref / t_ours:.2f}x; at 800 iterations: ferjax "
           f"{per_iter * 800:.0f} s per image and target, TorchRay {per_iter_ref * 800:.0f} s")
+    out["EP"] = {"ms_per_image_iteration": per_iter * 1e3, "reference_ms_per_image_iteration": per_iter_ref * 1e3,
+                 "ratio": t_ref / t_ours, "ep_iters": args.ep_iters, "images": k}
+    record.update("real_profile", f"attribute 1 processes {jax.device_count()} devices", out)
 
 
 def machine():

@@ -43,17 +43,34 @@ def machine() -> dict:
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "versions": versions}
 
 
-def write(name: str, results: dict, *, out: Path | None = None) -> Path:
-    """Write ``results`` with the machine, the time, the git commit and the command line; returns the path."""
+def _context() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
                                 text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
-    record = {"benchmark": name, "command": " ".join(["python", *sys.argv]),
-              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "commit": commit, "machine": machine(), "results": results}
+    return {"command": " ".join(["python", *sys.argv]),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": commit, "machine": machine()}
+
+
+def write(name: str, results: dict, *, out: Path | None = None) -> Path:
+    """Write ``results`` with the machine, the time, the git commit and the command line; returns the path."""
     path = out or HERE / f"{name}.json"
-    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps({"benchmark": name, **_context(), "results": results}, indent=2) + "\n")
     print(f"wrote {path}")
+    return path
+
+
+def update(name: str, key: str, results: dict) -> Path:
+    """Add or replace one configuration's ``results`` under ``key`` in ``benchmarks/<name>.json``.
+
+    For a benchmark measured by several commands (one process, several processes, ...): each keeps
+    its own command line, time and machine beside its figures.
+    """
+    path = HERE / f"{name}.json"
+    record = json.loads(path.read_text()) if path.exists() else {"benchmark": name, "results": {}}
+    record["results"][key] = {**_context(), **results}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path} [{key}]")
     return path

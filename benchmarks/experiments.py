@@ -1,0 +1,66 @@
+"""The two `dvc exp run` examples of docs/pipeline.md, measured: what DVC re-ran, how long it took, what moved.
+
+Runs each example as a temporary experiment (``dvc exp run --temp``: the
+workspace and its outputs stay as they are), times it, and records the
+stages DVC ran and the metrics of the experiment beside the workspace's.
+Writes benchmarks/experiments.json. Run it after ``dvc repro``, so that the
+experiments start from the committed outputs.
+
+    python benchmarks/experiments.py
+"""
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import record
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = {
+    "grid_sigma": ["-S", "compare.grid.sigma=[0]"],
+    "reading_noise": ["-S", "simulate.reading_noise=0.2"],
+}
+METRICS = ("metrics/simulate.json", "metrics/human.json", "metrics/network.json", "metrics/compare.json")
+
+
+def metrics_of(rev: str | None) -> dict:
+    """The metrics files at ``rev`` (an experiment's ref), or in the workspace for None."""
+    if rev is None:
+        return {m: json.loads((ROOT / m).read_text()) for m in METRICS}
+    out = {}
+    for m in METRICS:
+        shown = subprocess.run(["git", "show", f"{rev}:{m}"], cwd=ROOT, capture_output=True, text=True, check=True)
+        out[m] = json.loads(shown.stdout)
+    return out
+
+
+def main():
+    results = {"workspace": metrics_of(None), "experiments": {}}
+    for name, args in EXAMPLES.items():
+        start = time.perf_counter()
+        run = subprocess.run(["dvc", "exp", "run", "--temp", "--name", f"example-{name}", *args], cwd=ROOT,
+                             capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if run.returncode:
+            print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)
+            return run.returncode
+        ran = re.findall(r"Running stage '(\w+)'", run.stdout)
+        ref = subprocess.run(["git", "rev-parse", f"refs/exps/{name}"], cwd=ROOT, capture_output=True, text=True)
+        if ref.returncode:   # experiments live under refs/exps/<baseline>/<name>
+            refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=ROOT,
+                                  capture_output=True, text=True, check=True).stdout.split()
+            ref_name = next(r for r in refs if r.endswith(f"/example-{name}"))
+        else:
+            ref_name = f"refs/exps/{name}"
+        results["experiments"][name] = {"params": args[1::2], "seconds": seconds, "stages_run": ran,
+                                        "metrics": metrics_of(ref_name)}
+        print(f"{name}: {seconds / 60:.1f} min, ran {', '.join(ran)}")
+    record.write("experiments", results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
