@@ -164,7 +164,7 @@ def trial_agreement(trials, stimuli_answers, seen=None, *, n_boot: int = 2000, s
         s = np.zeros_like(r)
         row, col = {p: i for i, p in enumerate(people)}, {f: j for j, f in enumerate(items)}
         for p, f, ok in zip(seen["participant"].astype(str), seen["filename"], seen["model_seen"].astype(bool)):
-            if f in col:
+            if f in col and p in row:   # the network's answers for excluded participants are not compared
                 s[row[p], col[f]] = ok
     out = agreement.network_vs_people(r, v, model.to_numpy(bool), s, n_boot=n_boot, seed=seed)
     out["participants"] = people

@@ -146,7 +146,7 @@ def answer(scores: pd.DataFrame, labels, baselines, *, observers: str = "people"
                          f"{ec['network']['mean']:.3f} ({ec['network']['ci95'][0]:.3f} to "
                          f"{ec['network']['ci95'][1]:.3f}).")
     if faithfulness:
-        out["faithfulness"] = faithful_ranking(faithfulness, means)
+        out["faithfulness"] = faithful_ranking(faithfulness, means, whose=whose)
         sentences.append(out["faithfulness"]["text"])
     out["text"] = " ".join(sentences)
     return out
@@ -167,7 +167,7 @@ def _accuracy_text(acc: dict, observers: str) -> str:
     return text + "."
 
 
-def faithful_ranking(faithfulness: dict, fit: pd.Series, score: str = "road_combined") -> dict:
+def faithful_ranking(faithfulness: dict, fit: pd.Series, score: str = "road_combined", whose: str = "people's") -> dict:
     """Faithfulness beside the fit to the participants' maps: both rankings of the shared candidates.
 
     ``faithfulness``: metrics/faithfulness.json (``methods``: name -> metric -> {mean, ...});
@@ -180,7 +180,7 @@ def faithful_ranking(faithfulness: dict, fit: pd.Series, score: str = "road_comb
            if len(shared) > 2 else float("nan"))
     top_f, top_h = faith[shared].idxmax() if shared else None, fit[shared].idxmax() if shared else None
     text = (f"Faithfulness to the network ({score.replace('_', ' ')}, higher is better): {faith.idxmax()} first"
-            + (f"; of the {len(shared)} candidates also fitted to people's maps, {top_f} is the most faithful and "
+            + (f"; of the {len(shared)} candidates also fitted to {whose} maps, {top_f} is the most faithful and "
                f"{top_h} fits best, and the two rankings " + ("agree" if top_f == top_h and rho > 0.5 else "disagree")
                + f" (Spearman {rho:.2f} across them)" if shared else "") + ".")
     return {"score": score, "first": str(faith.idxmax()), "shared": shared, "spearman": rho,

@@ -181,7 +181,7 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
                + f"; a tie at the top: {rob['tie_at_top']:.0%}; first by mean: "
                + ", ".join(f"{k} {v:.0%}" for k, v in rob["first_among_methods"].items())
                + f"; the choice that most often changes the winner: {rob['most_influential']}")
-    g = headline["people_vs_network"]["glmm"]
+    g = done["people_vs_network"]["glmm"]
     click.echo(f"people vs network (mixed model, {g['seconds']:.0f} s): {100 * g['delta']:+.1f} points, 90% interval "
                f"{100 * g['ci90'][0]:+.1f} to {100 * g['ci90'][1]:+.1f}")
     click.echo(f"data: {headline['data']['text']}")
