@@ -52,8 +52,8 @@ def observer_rows(trials: pd.DataFrame, stimuli_answers: pd.DataFrame) -> pd.Dat
     hits = shared["correct"].to_numpy(bool) & (shared["count"].to_numpy() > 0)
     images = sorted(shared["filename"].unique())
     return pd.concat([
-        pd.DataFrame({"participant": shared["participant"].astype(str).to_numpy(), "image": shared["filename"].to_numpy(),
-                      "network": 0, "correct": hits.astype(int)}),
+        pd.DataFrame({"participant": shared["participant"].astype(str).to_numpy(),
+                      "image": shared["filename"].to_numpy(), "network": 0, "correct": hits.astype(int)}),
         pd.DataFrame({"participant": "network", "image": images, "network": 1,
                       "correct": model.loc[images].to_numpy(bool).astype(int)})], ignore_index=True)
 

@@ -132,7 +132,8 @@ def answer(scores: pd.DataFrame, labels, baselines, *, observers: str = "people"
         cf = robustness["clearly_first"]
         ranked = sorted(cf, key=cf.get, reverse=True)
         sentences.append(f"Over {robustness['variants']} analysis variants, {ranked[0]} is clearly first among the "
-                         f"methods in {cf[ranked[0]]:.0%} of them" + "".join(f", {m} in {cf[m]:.0%}" for m in ranked[1:])
+                         f"methods in {cf[ranked[0]]:.0%} of them"
+                         + "".join(f", {m} in {cf[m]:.0%}" for m in ranked[1:])
                          + f"; the top is a tie in {robustness['tie_at_top']:.0%} (each variant at its own "
                            f"simultaneous 95% level).")
     if accuracy:
@@ -167,7 +168,8 @@ def _accuracy_text(acc: dict, observers: str) -> str:
     return text + "."
 
 
-def faithful_ranking(faithfulness: dict, fit: pd.Series, score: str = "road_combined", whose: str = "people's") -> dict:
+def faithful_ranking(faithfulness: dict, fit: pd.Series, score: str = "road_combined",
+                     whose: str = "people's") -> dict:
     """Faithfulness beside the fit to the participants' maps: both rankings of the shared candidates.
 
     ``faithfulness``: metrics/faithfulness.json (``methods``: name -> metric -> {mean, ...});
