@@ -147,9 +147,10 @@ def answer(scores: pd.DataFrame, labels, baselines, *, observers: str = "people"
                          f"{ec['network']['mean']:.3f} ({ec['network']['ci95'][0]:.3f} to "
                          f"{ec['network']['ci95'][1]:.3f}).")
     if faithfulness:
-        out["faithfulness"] = faithful_ranking(faithfulness, means, whose=whose)
+        out["faithfulness"] = faithful_ranking(faithfulness, means, baselines, whose=whose)
         sentences.append(out["faithfulness"]["text"])
-    out["text"] = " ".join(sentences)
+    sentences = [t for t in sentences if t]
+    out["text"], out["sentences"] = " ".join(sentences), sentences
     return out
 
 
@@ -168,22 +169,31 @@ def _accuracy_text(acc: dict, observers: str) -> str:
     return text + "."
 
 
-def faithful_ranking(faithfulness: dict, fit: pd.Series, score: str = "road_combined",
-                     whose: str = "people's") -> dict:
-    """Faithfulness beside the fit to the participants' maps: both rankings of the shared candidates.
+def faithful_ranking(faithfulness: dict, fit: pd.Series, baselines=(), whose: str = "people's") -> dict:
+    """Faithfulness beside the fit to the participants' maps, over the method settings both score.
 
-    ``faithfulness``: metrics/faithfulness.json (``methods``: name -> metric -> {mean, ...});
-    ``fit``: mean fit per candidate at the primary metric. The rankings' agreement is Spearman's
-    rho across the candidates both score (people's own maps, scored only for faithfulness, are
-    left out of it)."""
-    faith = pd.Series({k: v[score]["mean"] for k, v in faithfulness["methods"].items()})
-    shared = [k for k in faith.index if k in fit.index]
-    rho = (float(correlation.spearman(np.asarray(faith[shared], np.float64), np.asarray(fit[shared], np.float64)))
-           if len(shared) > 2 else float("nan"))
-    top_f, top_h = faith[shared].idxmax() if shared else None, fit[shared].idxmax() if shared else None
-    text = (f"Faithfulness to the network ({score.replace('_', ' ')}, higher is better): {faith.idxmax()} first"
-            + (f"; of the {len(shared)} candidates also fitted to {whose} maps, {top_f} is the most faithful and "
-               f"{top_h} fits best, and the two rankings " + ("agree" if top_f == top_h and rho > 0.5 else "disagree")
-               + f" (Spearman {rho:.2f} across them)" if shared else "") + ".")
-    return {"score": score, "first": str(faith.idxmax()), "shared": shared, "spearman": rho,
-            "most_faithful_shared": top_f, "best_fit_shared": top_h, "text": text}
+    ``faithfulness``: metrics/faithfulness.json (``methods``: name -> measure -> {mean, ...});
+    ``fit``: mean fit per candidate at the primary metric. The most faithful setting by ROAD
+    (combined, higher is better), deletion (lower) and insertion (higher); where the best fit ranks
+    by ROAD; and the rankings' agreement, Spearman's rho across the settings (baselines and people's
+    own maps left out; a baseline more faithful than every method by ROAD is named)."""
+    table = pd.DataFrame({k: {m: v[m]["mean"] for m in ("road_combined", "deletion_auc", "insertion_auc")}
+                          for k, v in faithfulness["methods"].items()}).T
+    shared = [k for k in table.index if k in fit.index and k not in baselines]
+    out = {"images": faithfulness.get("images"), "settings": shared}
+    if len(shared) < 2:
+        return {**out, "text": ""}
+    t, f = table.loc[shared], fit[shared]
+    road_rank = t["road_combined"].rank(ascending=False)
+    rho = float(correlation.spearman(t["road_combined"].to_numpy(np.float64), f.to_numpy(np.float64)))
+    out.update(road=t["road_combined"].idxmax(), deletion=t["deletion_auc"].idxmin(),
+               insertion=t["insertion_auc"].idxmax(), best_fit=f.idxmax(), spearman=rho)
+    agree = "agree" if rho > 0.5 else "disagree" if rho < 0 else "barely agree"
+    text = (f"Faithfulness to the network ({out['images']} stimuli): the most faithful method setting is "
+            f"{out['road']} by ROAD, {out['deletion']} by deletion and {out['insertion']} by insertion; "
+            f"{out['best_fit']}, the best fit to {whose} maps among them, ranks {int(road_rank[out['best_fit']])} of "
+            f"{len(shared)} by ROAD, and the two rankings {agree} (Spearman {rho:.2f} across the settings)")
+    extra = [b for b in table.index if b in baselines and table.loc[b, "road_combined"] > t["road_combined"].max()]
+    out["baselines_more_faithful"] = extra
+    return {**out, "text": text + (f"; {', '.join(extra)} (a baseline) is more faithful by ROAD than every method"
+                                   if extra else "") + "."}

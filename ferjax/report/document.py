@@ -35,13 +35,13 @@ def _rows(table, metric):
              "colour": svg.COLOURS["baseline"] if r.method in base else None} for r in sel.itertuples()]
 
 
-def _answer(result, head):
+def _answer(result, head, whose="people's"):
     table = result["ranking"]
     ceiling = head["noise_ceiling"]
     n = int(table[(table["level"] == "image") & (table["human"] == "all")]["n"].max())
-    dice = svg.dot_plot(_rows(table, ranking.PRIMARY), title=f"Fit to people's maps: {ranking.PRIMARY}",
+    dice = svg.dot_plot(_rows(table, ranking.PRIMARY), title=f"Fit to {whose} maps: {ranking.PRIMARY}",
                         xlabel=f"{ranking.PRIMARY} (mean over {n} images, 95% CI)")
-    spear = svg.dot_plot(_rows(table, "spearman"), title="Fit to people's maps: Spearman's rho",
+    spear = svg.dot_plot(_rows(table, "spearman"), title=f"Fit to {whose} maps: Spearman's rho",
                          xlabel="Spearman rho (mean, 95% CI)", lines=[(ceiling, "noise ceiling")])
     caption = (f"Each explanation method's maps against the human maps, per image, maps from all trials; grey: "
                f"baselines that know nothing of the network. The dashed line is the noise ceiling, the people's "
@@ -211,9 +211,11 @@ def build(result, acc, head, trial_level, variants, faces, *, sanity=None, prove
     rank = result["ranking"]
     said = verdict or head["verdict"]
     data = head.get("data")
-    lead = ((sections.data_banner(data) if data else "") + f'<p class="lead">{html.escape(said["text"])}</p>'
-            + _answer(result, head))
     observers = data["observers"] if data else "people"
+    sentences = said.get("sentences") or [said["text"]]
+    lead = ((sections.data_banner(data) if data else "")
+            + '<div class="lead"><ul>' + "".join(f"<li>{html.escape(t)}</li>" for t in sentences) + "</ul></div>"
+            + _answer(result, head, "people's" if observers == "people" else "simulated participants'"))
     accuracy = _excluded(exclusions) + _accuracy(acc)
     if "people_vs_network" in head:
         accuracy += sections.people_vs_network(head["people_vs_network"], observers)

@@ -86,11 +86,13 @@ def faithfulness(faith: dict | None, fit: dict) -> str:
     rows = [{"candidate": m, **{k: v[k]["mean"] for k in keys}, "fit to maps": fit.get(m, np.nan)}
             for m, v in faith["methods"].items()]
     s = faith["settings"]
+    score = {"prob": "softmax probability", "logit": "logit", "logprob": "log-probability"}.get(s["score"], s["score"])
+    pct = ", ".join(f"{p:g}" for p in s["percentiles"])
     return (f"<p>Is each map faithful to the network? On {faith['images']} stimuli, the true class's "
-            f"{html.escape(s['score'])}: deletion (the most salient pixels first replaced by "
+            f"{html.escape(score)}: deletion (the most salient pixels first replaced by "
             f"{html.escape(s['baseline'])}, lower area is better) and insertion (put back into the blurred image, "
             f"higher is better), {s['steps']} steps (Petsiuk et al. 2018); ROAD (Rong et al. 2022) removes the "
-            f"pixels at or above each percentile {s['percentiles']} (MoRF, lower is better) or the least relevant "
+            f"pixels at or above each percentile {pct} (MoRF, lower is better) or the least relevant "
             f"(LeRF) and fills them by noisy linear imputation; combined = (LeRF - MoRF) / 2, higher is better. "
             f"The last column is the fit to the participants' maps. The two rankings need not agree.</p>"
             + doc.table(pd.DataFrame(rows)))
