@@ -116,3 +116,14 @@ def test_variant_calls_share_a_tie_and_credit_identical_twins():
     out = differences.shares(calls, ["CAM", "GradCAM", "EP"])
     assert out["clearly_first"] == pytest.approx({"CAM": 1 / 3, "GradCAM": 1 / 3, "EP": 1 / 3})
     assert out["tie_at_top"] == pytest.approx(1 / 3)
+
+
+def test_the_best_set_read_from_a_pairwise_table_equals_the_direct_one():
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 1, (80, 1))
+    wide = pd.DataFrame(base + rng.normal([0.0, 0.05, 0.3, 0.32], 0.3, (80, 4)), columns=list("abcd"))
+    table = differences.pairwise(wide, n_boot=400, seed=1)
+    direct = differences.simultaneous(wide.to_numpy(), differences.boot_weights(80, 400, seed=1))
+    want = differences.best_set(direct, wide.mean().to_numpy())
+    got = differences.best_of_table(table, list("abcd"), wide.mean().to_numpy())
+    assert got[:2] == want[:2] and np.array_equal(got[2], want[2]) and got[2].tolist() == [False, False, True, True]

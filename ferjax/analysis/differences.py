@@ -126,6 +126,16 @@ def best_set(result: dict, means) -> tuple[int, bool, np.ndarray]:
     return top, bool(np.all(wins[top] | twin[top])), ~wins.any(0)
 
 
+def best_of_table(table: pd.DataFrame, names, means) -> tuple[int, bool, np.ndarray]:
+    """:func:`best_set` among ``names`` from a :func:`pairwise` table (its intervals, its critical value)."""
+    index = {n: i for i, n in enumerate(names)}
+    rows = table[table["a"].isin(index) & table["b"].isin(index)]
+    result = {"pairs": np.array([[index[a], index[b]] for a, b in zip(rows["a"], rows["b"])], int).reshape(-1, 2),
+              "lo": rows["lo"].to_numpy(), "hi": rows["hi"].to_numpy(),
+              "identical": rows["call"].eq("identical").to_numpy()}
+    return best_set(result, np.asarray(means, np.float64))
+
+
 def crossfit(settings: pd.DataFrame, labels, *, seed: int = 0) -> tuple[np.ndarray, list, np.ndarray]:
     """Cross-fitted choice of a method's setting: ``(scores (N,), chosen per fold, fold (N,))``.
 

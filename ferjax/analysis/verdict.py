@@ -114,9 +114,8 @@ def answer(scores: pd.DataFrame, labels, baselines, *, observers: str = "people"
         lo, hi = sorted((sign * r["lo"], sign * r["hi"]))
         out["ep_vs_cam"] = {"diff": float(sign * r["diff"]), "lo": float(lo), "hi": float(hi),
                             "call": "tie" if lo <= 0 <= hi else "EP" if lo > 0 else "CAM"}
-    top, top_clear, best = differences.best_set(
-        differences.simultaneous(wide[methods].dropna().to_numpy(), differences.boot_weights(
-            len(wide[methods].dropna()), n_boot, seed)), means[methods].to_numpy())
+    # the best set from the same simultaneous intervals as the table (every setting and baseline)
+    top, top_clear, best = differences.best_of_table(table, methods, means[methods].to_numpy())
     best_names = [m for m, b in zip(methods, best) if b]
     out["settings"] = {"top": methods[top], "clearly_first": top_clear, "best_set": best_names}
     sentences.append(f"Of the {len(methods)} method settings, {methods[top]} has the highest mean"
