@@ -73,7 +73,7 @@ def simultaneous(scores, weights, *, level: float = 0.95) -> dict:
     live = ~(identical | constant)
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.where(live & (se_b > 0), np.abs(boot - diff) / se_b, 0.0)    # (B, V, K)
-        t_max = t.max(2)                                                    # (B, V)
+        t_max = t.max(2, initial=0.0)                                       # (B, V); 0 with one method
         c = np.quantile(t_max, level, axis=0)                               # (V,)
         se = sd / np.sqrt(n)
         t_obs = np.where(live, np.abs(diff) / np.where(se > 0, se, 1), np.inf)

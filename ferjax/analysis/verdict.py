@@ -105,8 +105,9 @@ def answer(scores: pd.DataFrame, labels, baselines, *, observers: str = "people"
     twins = {r["b"] for _, r in fam.iterrows() if r["call"] == "identical"}   # one sentence for a twin pair
     pair_texts = [_pair_text(r, r["a"] if fmeans[r["a"]] >= fmeans[r["b"]] else r["b"]) for _, r in fam.iterrows()
                   if r["call"] == "identical" or not ({r["a"], r["b"]} & twins)]
-    sentences.append(f"Among the methods, each at the setting chosen on the other half of the images ({picks}): "
-                     + "; ".join(pair_texts) + ".")
+    if pair_texts:
+        sentences.append(f"Among the methods, each at the setting chosen on the other half of the images ({picks}): "
+                         + "; ".join(pair_texts) + ".")
     ep_cam = fam[fam[["a", "b"]].isin(["EP", "CAM"]).all(axis=1)]
     if len(ep_cam):
         r = ep_cam.iloc[0]
