@@ -127,3 +127,11 @@ def test_the_best_set_read_from_a_pairwise_table_equals_the_direct_one():
     want = differences.best_set(direct, wide.mean().to_numpy())
     got = differences.best_of_table(table, list("abcd"), wide.mean().to_numpy())
     assert got[:2] == want[:2] and np.array_equal(got[2], want[2]) and got[2].tolist() == [False, False, True, True]
+
+
+def test_where_a_method_beats_every_baseline_the_first_sentence_still_names_the_best_baseline():
+    human, methods, labels, trials = _study(noise_cam=0.05, noise_ep=0.05)
+    scores = ranking.score({"CAM true": methods["CAM"], "EP 0.1 true": methods["EP"], **ranking.baselines(human)}, human)
+    said = verdict.answer(scores, labels, set(ranking.baselines(human[:2])), n_boot=500)
+    assert not said["baseline"]["beats_every_method"] and said["baseline"]["beaten_clearly"]
+    assert said["sentences"][0].startswith("The best method setting") and said["baseline"]["name"] in said["text"]

@@ -92,6 +92,12 @@ def answer(scores: pd.DataFrame, labels, baselines, *, observers: str = "people"
             f"{means[best_method]:.3f}, {best_method}); "
             + (f"every one of these differences is clear (simultaneous 95% intervals over {len(table)} pairs)."
                if clear else "not every one of these differences is clear."))
+    elif best_base is not None:
+        row = table[table[["a", "b"]].isin([best_base, best_method]).all(axis=1)].iloc[0]
+        out["baseline"]["beaten_clearly"] = bool(row["call"] == f"{best_method} > {best_base}")
+        sentences.append(f"The best method setting, {best_method} ({primary} {means[best_method]:.3f}), beats the best "
+                         f"baseline, {best_base} ({means[best_base]:.3f}, {WHAT.get(best_base, best_base)}), "
+                         + ("clearly." if out["baseline"]["beaten_clearly"] else "but not clearly."))
     honest, chosen = crossfitted(wide, labels, methods, seed=seed)
     fam = differences.pairwise(honest, n_boot=n_boot, seed=seed)
     fmeans = honest.mean()
@@ -126,7 +132,7 @@ def answer(scores: pd.DataFrame, labels, baselines, *, observers: str = "people"
         sp = scores[scores["metric"] == "spearman"].pivot(index="item", columns="method", values="value").sort_index()
         rho = float(crossfitted(sp, labels, [m for m in methods if family(m) == leader], seed=seed)[0][leader].mean())
         out["spearman"], out["of_ceiling"] = rho, rho / ceiling
-        sentences.append(f"{leader}'s cross-fitted maps correlate with {whose} at Spearman {rho:.3f}, "
+        sentences.append(f"{leader}'s cross-fitted maps correlate with {whose} maps at Spearman {rho:.3f}, "
                          f"{rho / ceiling:.0%} of their own split-half agreement ({ceiling:.3f}).")
     if robustness and "clearly_first" in robustness:
         cf = robustness["clearly_first"]
