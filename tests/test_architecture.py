@@ -173,7 +173,7 @@ def covers(dep: Path, path: Path) -> bool:
 
 
 @pytest.mark.parametrize("stage", ["prepare", "split", "stimuli", "simulate", "human", "train", "network",
-                                   "attribute", "sanity", "compare"])
+                                   "attribute", "sanity", "faithfulness", "compare"])
 def test_each_stage_depends_on_the_code_it_runs_and_no_more(stage):
     """dvc.yaml lists, for each stage, the ferjax sources it loads: a directory only where the stage loads every
     module in it, otherwise the files. So DVC re-runs a stage when, and only when, its code changes."""

@@ -59,9 +59,13 @@ def _pipeline(tmp: Path):
         ("sanity", "--network", tmp / "network", "--stimuli", tmp / "stimuli", "--attribution", tmp / "attribution",
          "--pointing-ep-areas", "0.1,0.2", "--randomize-ep-images", 0, "--randomize-draws", 2,
          "--metrics", tmp / "m/sanity.json"),
+        ("faithfulness", "--network", tmp / "network", "--stimuli", tmp / "stimuli", "--attribution",
+         tmp / "attribution", "--human", tmp / "human", "--steps", 4, "--percentiles", "20,60", "--boot", 100,
+         "--batch", 28, "--out", tmp / "faithfulness", "--metrics", tmp / "m/faithfulness.json", "--plots",
+         tmp / "plots"),
         ("compare", "--human", tmp / "human", "--human-metrics", tmp / "m/human.json", "--attribution",
          tmp / "attribution", "--network", tmp / "network", "--logs", tmp / "logs", "--stimuli", tmp / "stimuli",
-         "--sanity", tmp / "m/sanity.json", "--size", 32, "--boot", 100,
+         "--sanity", tmp / "m/sanity.json", "--faithfulness", tmp / "m/faithfulness.json", "--size", 32, "--boot", 100,
          "--grid", '{"map_size": [16, 32], "sigma": [0, 4], "metric": ["dice@0.1", "spearman"]}', "--out", tmp / "compare",
          "--report", tmp / "report", "--metrics", tmp / "m/compare.json", "--plots", tmp / "plots"),
     ]
@@ -287,9 +291,31 @@ def test_compare_reports_agreement_robustness_and_a_verdict(tiny):
     assert sum(rob["first_among_methods"].values()) == pytest.approx(1.0)
     assert sum(rob["first_among_all"].values()) == pytest.approx(1.0)
     assert rob["most_influential"] in rob["flip_rate"]
+    # per method the clearly-first and tie shares; a variant is clearly first or a tie
+    assert set(rob["clearly_first"]) == set(rob["tied_first"]) == {"CAM", "GradCAM", "EP"}
+    assert max(rob["clearly_first"].values()) + rob["tie_at_top"] <= 1 + 1e-9
+    variants = pd.read_csv(tiny / "compare/variants.csv")
+    assert {"call_top", "call_clearly_first", "call_best_set"} <= set(variants.columns)
     verdict = compare["verdict"]
-    assert verdict["winner"] in compare["methods"] and verdict["text"].startswith(verdict["winner"])
-    assert 0 <= verdict["p_wilcoxon"] <= 1 and isinstance(verdict["significant"], bool)
+    assert verdict["leader"] in {"CAM", "GradCAM", "EP"} and verdict["ep_vs_cam"]["call"] in ("EP", "CAM", "tie")
+    assert (verdict["ep_vs_cam"]["call"] == "tie") == (verdict["ep_vs_cam"]["lo"] <= 0 <= verdict["ep_vs_cam"]["hi"])
+    base = verdict["baseline"]
+    assert verdict["text"].startswith(f"The {base['name']} baseline") == base["beats_every_method"]
+    assert set(verdict["crossfit"]["chosen"]) == {"CAM", "GradCAM", "EP"}
+    pairs = pd.read_csv(tiny / "compare/pairwise.csv")
+    assert len(pairs) == 11 * 10 // 2   # 8 method settings (2 EP areas) and 3 baselines, every pair once
+    pvn = compare["people_vs_network"]
+    assert pvn["participants"] == 3 and pvn["glmm"]["ci90"][0] <= pvn["glmm"]["delta"] <= pvn["glmm"]["ci90"][1]
+    assert pvn["tost"]["margin"] == 0.05 and isinstance(pvn["tost"]["equivalent"], bool)
+    # what the data are: first in the metrics, and said in the verdict's words
+    data = compare["data"]
+    assert data["participants"] == "simulated" and data["faces"] == "rendered"
+    assert "simulated" in data["text"].lower() and "rendered" in data["text"] and "docs/study.md" in data["text"]
+    assert "the simulated participants" in verdict["text"] and "people's maps" not in verdict["text"]
+    faith = json.loads((tiny / "m/faithfulness.json").read_text())
+    assert faith["images"] == 56 and {"CAM true", "EP 0.1 true", "face prior", "people"} <= set(faith["methods"])
+    assert faith["methods"]["CAM true"] == faith["methods"]["GradCAM true"]   # the same map up to scale
+    assert "Faithfulness to the network" in verdict["text"]
     per_person = pd.read_csv(tiny / "compare/agreement.csv")
     assert len(per_person) == 3 and {"kappa_network", "kappa_network_seen"} <= set(per_person.columns)
 
@@ -309,12 +335,49 @@ def test_report_is_self_contained_and_answers_first(tiny):
     assert not re.search(r"<link|@import|url\((?!#)|<iframe|fetch\(|XMLHttpRequest|<object|<embed", code, re.I)
     for fig in FIGURES:
         assert f'id="{fig}"' in text, fig
-    # the answer comes before any table, and no p-value prints as a bare zero
-    assert text.index('class="lead"') < text.index('id="fig-answer"') < text.index("<table")
+    # what the data are, then the answer, before any table; and no p-value prints as a bare zero
+    assert text.index('id="data-source"') < text.index('class="lead"') < text.index('id="fig-answer"') \
+        < text.index("<table")
+    banner = text[text.index('id="data-source"'):text.index('class="lead"')]
+    assert "Simulated participants, rendered faces" in banner and "docs/study.md" in banner
+    assert "Which differences are clear?" in text and "clearly first" in text and "deletion" in text
     p_cells = [cell for headers, rows in _tables(text) for row in rows
                for h, cell in zip(headers, row) if h.startswith("p (")]
     assert p_cells and all(c == "" or c == "< 0.001" or float(c) >= 0.001 for c in p_cells)
     assert "p (Wilcoxon vs best, Holm)" in text and "mcnemar_p" not in text
+
+
+def test_a_users_study_reports_counts_and_exclusions_instead(tiny, tmp_path):
+    """The same logs as a user's (no simulate provenance beside them), one participant excluded as incomplete:
+    metrics/compare.json and the report's first screen give the counts and the exclusion, not "simulated"."""
+    import shutil
+
+    from ferjax.people import clicklogs
+
+    logs = tmp_path / "logs"
+    shutil.copytree(tiny / "logs", logs, ignore=shutil.ignore_patterns("provenance.json"))
+    names = sorted(clicklogs.load_logs(logs)[0]["participant"].unique())
+    pd.DataFrame({"participant": names, "status": ["incomplete"] + ["completed"] * (len(names) - 1),
+                  "catch_total": 0, "catch_failed": 0}).to_csv(logs / "participants.csv", index=False)
+    steps = [("human", "--logs", logs, "--size", 64, "--radius", 6, "--splits", 3, "--completed-only",
+              "--out", tmp_path / "human", "--metrics", tmp_path / "human.json"),
+             ("compare", "--human", tmp_path / "human", "--human-metrics", tmp_path / "human.json", "--attribution",
+              tiny / "attribution", "--network", tiny / "network", "--logs", logs, "--stimuli", tiny / "stimuli",
+              "--dataset", "my faces", "--size", 32, "--boot", 100, "--no-network-effects",
+              "--grid", '{"map_size": [32], "sigma": [0], "metric": ["dice@0.1"]}', "--out", tmp_path / "compare",
+              "--report", tmp_path / "report", "--metrics", tmp_path / "compare.json")]
+    for step in steps:
+        result = run(*step)
+        assert result.exit_code == 0, (step[0], result.output)
+    data = json.loads((tmp_path / "compare.json").read_text())["data"]
+    assert data["real_people"] and data["participants"] == "recorded" and data["excluded_participants"] == 1
+    assert data["participants_analysed"] == len(names) - 1
+    text = (tmp_path / "report/index.html").read_text()
+    banner = text[text.index('id="data-source"'):text.index('class="lead"')]
+    assert f"{len(names) - 1} participants analysed of {len(names)}, 1 excluded (incomplete 1)" in banner
+    assert "simulat" not in banner.lower() and "rendered from facial action units" in banner   # the tiny study's faces
+    said = json.loads((tmp_path / "compare.json").read_text())["verdict"]["text"]
+    assert "simulated" not in said and "people's maps" in said
 
 
 def _tables(text):

@@ -1,10 +1,13 @@
 """The `compare` stage's analysis in one call: people against the network, on maps, percent correct and errors.
 
-It puts together :mod:`ferjax.analysis.study` (every method and baseline
-scored against the human maps, percent correct on the same trials, error
-consistency) and :mod:`ferjax.analysis.multiverse` (how the answer depends
-on the analysis choices), and writes the answer in words
-(:func:`ferjax.analysis.study.verdict`).
+It puts together :mod:`ferjax.analysis.source` (what the data are),
+:mod:`ferjax.analysis.study` (every method and baseline scored against the
+human maps, percent correct on the same trials, error consistency),
+:mod:`ferjax.analysis.observers` (people against the network in a binomial
+mixed model), :mod:`ferjax.analysis.multiverse` with
+:mod:`ferjax.analysis.differences` (how the answer depends on the analysis
+choices, and in how many variants a method is clearly first), and writes the
+answer in words (:func:`ferjax.analysis.verdict.answer`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ferjax.analysis import multiverse, study
+from ferjax.analysis import differences, multiverse, observers, ranking, source, study, verdict
 from ferjax.plumbing.errors import InputError
 
 
@@ -36,7 +39,8 @@ def click_points(clicks, filenames):
 
 
 def compare(hm, am, index, trials, clicks, people, stim, seen, grid, *, size, n_boot, seed, progress=None,
-            where="index.csv") -> dict:
+            where="index.csv", logs_provenance=None, au_regions=False, dataset=None, faithfulness=None,
+            margin=0.05, network_effects=True) -> dict:
     """People against the network: every table, metric and the verdict of the `compare` stage.
 
     ``hm``: the human stage's maps.npz (``filenames``, ``image_all``, ``image_correct``);
@@ -44,11 +48,15 @@ def compare(hm, am, index, trials, clicks, people, stim, seen, grid, *, size, n_
     ``trials``, ``clicks``: the click logs; ``people``: metrics/human.json;
     ``stim``, ``seen``: the network's 2AFC answers on the stimuli and on what people saw (or None);
     ``grid``: the checked analysis grid (:func:`ferjax.analysis.multiverse.check_grid`); ``size``:
-    the side maps are compared at; ``progress(k)`` advances with the grid's steps.
+    the side maps are compared at; ``progress(k)`` advances with the grid's steps;
+    ``logs_provenance``, ``au_regions``, ``dataset``: what :func:`ferjax.analysis.source.describe`
+    reads; ``faithfulness``: metrics/faithfulness.json (or None); ``margin``: the equivalence
+    margin of percent correct; ``network_effects``: the mixed model's network-specific image effects.
     Returns ``result`` (:func:`ferjax.analysis.study.run`), ``accuracy``, ``headline`` (the metrics,
-    with ``agreement``, ``robustness`` and ``verdict``), ``trial_level``, ``variants`` (one row per
-    analysis variant), ``robustness``, ``grid_seconds``, ``per_person`` (kappa per participant) and
-    the compared ``filenames``.
+    with ``data``, ``agreement``, ``robustness``, ``people_vs_network`` and ``verdict``),
+    ``trial_level``, ``variants`` (one row per analysis variant, with its call), ``robustness``,
+    ``grid_seconds``, ``per_person`` (kappa per participant), ``verdict`` (with its pair tables),
+    ``people_vs_network`` and the compared ``filenames``.
     """
     mapped = [str(f) for f in hm["filenames"]]
     stray = sorted(set(index["filename"]) - set(mapped))
@@ -63,17 +71,28 @@ def compare(hm, am, index, trials, clicks, people, stim, seen, grid, *, size, n_
     order = pd.Index(index["filename"]).get_indexer(filenames)
     maps = {k: v[order] for k, v in am.items() if v.ndim >= 3}
     points, valid = click_points(clicks, filenames)
+    data = source.describe(logs_provenance=logs_provenance, au_regions=au_regions, human=people,
+                           n_images=len(filenames), dataset=dataset)
     result = study.run(hm, maps, areas, trials, filenames, points, valid,
                        ceiling=people["reliability"]["spearman_brown"], size=size, n_boot=n_boot, seed=seed)
     accuracy = study.accuracy(trials, stim, seen)
     headline = study.headline(result["ranking"], accuracy, people)
     trial_level = study.trial_agreement(trials, stim, seen, n_boot=n_boot, seed=seed)
+    vs_network = observers.people_vs_network(observers.observer_rows(trials, stim), margin=margin,
+                                             network_effects=network_effects, n_boot=n_boot, seed=seed)
     method_maps = {(label, t): maps[f"{key}_{t}"] for t in targets
                    for key, label in (("cam", "CAM"), ("gradcam", "GradCAM"), ("ep", "EP")) if f"{key}_{t}" in maps}
     start = time.perf_counter()
+    items = []
     variants = multiverse.run({k: hm[f"image_{k}"] for k in grid["human"]}, method_maps, areas, filenames,
-                              trials, grid, seed=seed, progress=progress)
+                              trials, grid, seed=seed, progress=progress, items=items)
     robustness = multiverse.summarise(variants)
+    names = [c for c in variants.columns if c not in multiverse.DIMENSIONS]
+    methods = multiverse.present(variants)
+    cols = [names.index(m) for m in methods]
+    calls = differences.variant_calls([s[:, cols] for s in items], methods, n_boot=n_boot, seed=seed)
+    robustness.update(differences.shares(calls, methods))
+    variants = pd.concat([variants, calls.drop(columns="items").add_prefix("call_")], axis=1)
     grid_seconds = time.perf_counter() - start
     # per-person and per-pair values go to agreement.csv and the report, not to the metrics `dvc metrics diff` lists
     headline["agreement"] = {
@@ -81,10 +100,20 @@ def compare(hm, am, index, trials, clicks, people, stim, seen, grid, *, size, n_
                               for k, ec in trial_level["error_consistency"].items()},
         "concordance": trial_level["concordance"]}
     headline["robustness"] = robustness
-    headline["verdict"] = study.verdict(result, result["ranking"], headline, robustness, trial_level)
+    # the fit's time goes to the log only: the metrics stay byte-identical for the same inputs
+    headline["people_vs_network"] = {**vs_network, "glmm": {k: v for k, v in vs_network["glmm"].items()
+                                                            if k != "seconds"}}
+    baselines = list(ranking.baselines(np.zeros((2, 4, 4)), seed=0))
+    said = verdict.answer(result["scores"], result["labels"], baselines, observers=data["observers"],
+                          ceiling=people["reliability"]["spearman_brown"], robustness=robustness, accuracy=vs_network,
+                          trial_level=trial_level, faithfulness=faithfulness, n_boot=n_boot, seed=seed)
+    headline["data"] = data
+    headline["verdict"] = {k: v for k, v in said.items() if not isinstance(v, pd.DataFrame)}
+    headline["verdict"]["methods_pairs"] = said["methods_pairs"].to_dict("records")
+    headline = {"data": headline.pop("data"), **headline}   # what the data are comes first
     per_person = pd.DataFrame({"participant": trial_level["participants"],
                                **{f"kappa_{k}": trial_level["error_consistency"][k]["per_participant"]
                                   for k in ("network", "network_seen") if k in trial_level["error_consistency"]}})
     return {"result": result, "accuracy": accuracy, "headline": headline, "trial_level": trial_level,
             "variants": variants, "robustness": robustness, "grid_seconds": grid_seconds, "per_person": per_person,
-            "filenames": filenames}
+            "filenames": filenames, "verdict": said, "people_vs_network": vs_network, "data": data}

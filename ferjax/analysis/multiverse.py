@@ -140,7 +140,7 @@ def _tops(metrics):
 
 
 def run(human_maps: dict, method_maps: dict, areas, filenames, trials, grid: dict, *, seed: int = 0,
-        progress=None) -> pd.DataFrame:
+        progress=None, items: list | None = None) -> pd.DataFrame:
     """Every variant's candidate scores: one row per variant, a column per candidate.
 
     Args:
@@ -152,7 +152,9 @@ def run(human_maps: dict, method_maps: dict, areas, filenames, trials, grid: dic
       grid: lists of values per dimension (``DEFAULT_GRID``'s keys; ep_area
         None means all ``areas``).
     Returns the table of variants: the dimension columns, then one score
-    column per candidate (CAM, GradCAM, EP and the baselines).
+    column per candidate (CAM, GradCAM, EP and the baselines). A list given
+    as ``items`` gets each variant's per-item scores, (N, candidates) in the
+    table's column order, for :func:`ferjax.analysis.differences.variant_calls`.
     """
     metrics, tops = list(grid["metric"]), _tops(grid["metric"])
     areas = [float(a) for a in np.atleast_1d(areas)]
@@ -184,20 +186,20 @@ def run(human_maps: dict, method_maps: dict, areas, filenames, trials, grid: dic
                 ref_ranked = ranks(ref)
                 perm = ranking.derangement(len(ref), seed)   # the shuffled baseline: another item's human map
 
-                def mean_scores(r):
-                    return {m: float(np.nanmean(s)) for m, s in scores(r, ref_ranked, tops).items()}
-
-                base = {"center": mean_scores(centre[level]),
-                        "face prior": mean_scores(ranks(ranking.face_prior(ref))),
-                        "shuffled": mean_scores(tuple(r[perm] for r in ref_ranked))}
-                meth = {k: mean_scores(r) for k, r in ranked[level].items()}
+                base = {"center": scores(centre[level], ref_ranked, tops),
+                        "face prior": scores(ranks(ranking.face_prior(ref)), ref_ranked, tops),
+                        "shuffled": scores(tuple(r[perm] for r in ref_ranked), ref_ranked, tops)}
+                meth = {k: scores(r, ref_ranked, tops) for k, r in ranked[level].items()}
                 for metric, area, target in itertools.product(metrics, ep_areas, grid["target"]):
                     row = {"metric": metric, "human": which, "map_size": int(size), "sigma": float(sigma),
                            "ep_area": area, "level": level, "target": target}
-                    row.update({method: meth[method, target, area if method == "EP" else None][metric]
-                                for method in METHODS if (method, target, area if method == "EP" else None) in meth})
-                    row.update({name: s[metric] for name, s in base.items()})
+                    per_item = {method: meth[method, target, area if method == "EP" else None][metric]
+                                for method in METHODS if (method, target, area if method == "EP" else None) in meth}
+                    per_item.update({name: s[metric] for name, s in base.items()})
+                    row.update({name: float(np.nanmean(v)) for name, v in per_item.items()})
                     rows.append(row)
+                    if items is not None:
+                        items.append(np.column_stack(list(per_item.values())))
                 if progress is not None:
                     progress(1)
     return pd.DataFrame(rows)

@@ -6,7 +6,8 @@ baseline is scored per image and per pair against the human maps from all
 trials and from correct trials only, with the metrics of
 :mod:`ferjax.analysis.similarity`, bootstrap intervals and paired tests
 (:mod:`ferjax.analysis.ranking`), and people's and the network's 2AFC answers are
-compared on the same trials (exact McNemar tests, :mod:`ferjax.analysis.stats`).
+compared on the same trials (exact McNemar tests, :mod:`ferjax.analysis.stats`). The answer
+in words is :mod:`ferjax.analysis.verdict`'s.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def run(human_maps: dict, attributions: dict, areas, trials, filenames, points, 
     cols = ["level", "human", "metric", "rank", "method", "mean", "lo", "hi", "n", "vs", "p_wilcoxon_holm",
             "p_permutation_holm"] + (["alignment"] if "alignment" in ranking_table else [])
     return {"ranking": ranking_table[cols], "by_class": pd.concat(by_class, ignore_index=True),
-            "pairs": pair_views, "scores": image_scores}
+            "pairs": pair_views, "scores": image_scores, "labels": labels}
 
 
 def accuracy(trials, stimuli_answers, seen=None) -> dict:
@@ -163,7 +164,7 @@ def trial_agreement(trials, stimuli_answers, seen=None, *, n_boot: int = 2000, s
         s = np.zeros_like(r)
         row, col = {p: i for i, p in enumerate(people)}, {f: j for j, f in enumerate(items)}
         for p, f, ok in zip(seen["participant"].astype(str), seen["filename"], seen["model_seen"].astype(bool)):
-            if f in col:
+            if f in col and p in row:   # the network's answers for excluded participants are not compared
                 s[row[p], col[f]] = ok
     out = agreement.network_vs_people(r, v, model.to_numpy(bool), s, n_boot=n_boot, seed=seed)
     out["participants"] = people
@@ -181,54 +182,6 @@ def confusions(pairs) -> dict:
                 m[row.true, row.foil] = 1 - getattr(row, key)
             out[key] = m
     return out
-
-
-def verdict(result, table, head, robustness, trial_level, *, primary: str = ranking.PRIMARY) -> dict:
-    """The study's answer in plain language, with the numbers behind each sentence.
-
-    Which explanation method fits the human maps best at the primary analysis
-    (``primary`` per image, maps from all trials), whether its lead over the
-    best other method is significant (paired Wilcoxon over images), how close it comes
-    to the noise ceiling (Spearman / people's split-half reliability), how
-    often it ranks first over the grid of analysis choices, and how far the
-    network's errors follow people's.
-    """
-    sel = table[(table["level"] == "image") & (table["human"] == "all")]
-    baselines = set(ranking.baselines(np.zeros((2, 4, 4)), seed=0))
-    methods = sel[(sel["metric"] == primary) & ~sel["method"].isin(baselines)].sort_values("mean", ascending=False)
-    best = methods.iloc[0]
-    family = best["method"].split()[0]
-    # the runner-up is the best of the other methods, not the winner at another EP area or target
-    second = methods[methods["method"].str.split().str[0] != family].iloc[0]
-    scores = result["scores"]
-    wide = scores[scores["metric"] == primary].pivot(index="item", columns="method", values="value")
-    p = stats.wilcoxon(wide[best["method"]], wide[second["method"]])
-    top_baseline = sel[(sel["metric"] == primary) & sel["method"].isin(baselines)].sort_values("mean").iloc[-1]
-    spear = sel[(sel["metric"] == "spearman") & (sel["method"] == best["method"])].iloc[0]
-    ceiling = head["noise_ceiling"]
-    share = robustness["first_among_methods"].get(family)
-    flips = robustness["most_influential"]
-    ec = trial_level["error_consistency"]
-    sentences = [
-        f"{best['method']} fits people's maps best ({primary} {best['mean']:.3f}, 95% CI {best['lo']:.3f} to "
-        f"{best['hi']:.3f}), ahead of {second['method']} ({second['mean']:.3f}); the lead is "
-        + (f"significant (paired Wilcoxon over images, {format_p(p)})." if p < 0.05 else
-           f"not significant (paired Wilcoxon over images, {format_p(p)})."),
-        f"Its maps correlate with people's at Spearman {spear['mean']:.3f}, {spear['mean'] / ceiling:.0%} of the "
-        f"people's own split-half agreement ({ceiling:.3f}); the best baseline, {top_baseline['method']}, scores "
-        f"{top_baseline['mean']:.3f} on {primary}.",
-        f"Over {robustness['variants']} analysis variants, {family} ranks first among the explanation methods in "
-        f"{share:.0%} of them; the choice that most often changes the winner is {flips.replace('_', ' ')}."
-        if share is not None and flips else "",
-        f"Error consistency: people with each other kappa {ec['people']['mean']:.3f} "
-        f"({ec['people']['ci95'][0]:.3f} to {ec['people']['ci95'][1]:.3f}), the network with people "
-        f"{ec['network']['mean']:.3f} ({ec['network']['ci95'][0]:.3f} to {ec['network']['ci95'][1]:.3f}).",
-    ]
-    return {"text": " ".join(s for s in sentences if s), "winner": best["method"], "runner_up": second["method"],
-            "metric": primary, "lead": float(best["mean"] - second["mean"]), "p_wilcoxon": float(p),
-            "significant": bool(p < 0.05), "spearman": float(spear["mean"]), "noise_ceiling": float(ceiling),
-            "of_ceiling": float(spear["mean"] / ceiling), "first_among_methods": share,
-            "most_influential_choice": flips}
 
 
 def format_p(p: float) -> str:

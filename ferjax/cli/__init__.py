@@ -30,6 +30,8 @@ COMMANDS = {
                   "Explain the network on every stimulus with CAM, GradCAM and Extremal Perturbation."),
     "sanity": ("sanity", "sanity_cmd",
                "Check that the explanations explain the network, before comparing them with people."),
+    "faithfulness": ("faithfulness", "faithfulness_cmd",
+                     "Judge each map by what the network does when its pixels go: deletion, insertion and ROAD."),
     "compare": ("compare", "compare_cmd",
                 "Compare the network's explanations and accuracy with people's, and say how robust the answer is."),
     "launch": ("launch", "launch", "Run COMMAND as N processes of one JAX job on this machine."),
@@ -84,6 +86,7 @@ def main(cpu_devices):
                 Keras or PyTorch); score it on the people's trials
       attribute explain it with CAM, GradCAM and Extremal Perturbation
       sanity    check that the explanations explain the network
+      faithfulness  deletion, insertion and ROAD: is each map faithful to the network?
       compare   compare maps, percent correct and errors; test the answer's
                 robustness to the analysis choices; write the report
 

@@ -63,13 +63,22 @@ def _read_grid(text):
                    "(dice@<fraction>, spearman), human (all, correct), map_size, sigma (extra smoothing of the human "
                    "maps, display pixels), ep_area (null: every area the attribution has), level (image, pair), "
                    "target (true, contrast). Missing keys take the defaults of ferjax.analysis.multiverse.DEFAULT_GRID.")
+@click.option("--faithfulness", "faithfulness_json", type=click.Path(path_type=Path), default=None,
+              help="metrics/faithfulness.json from `ferjax faithfulness`, set beside the fit to people's maps.")
+@click.option("--dataset", default=None,
+              help="The face dataset's name, for a study of photographs (the stage passes params prepare.format "
+                   "and prepare.root).")
+@click.option("--margin", type=click.FloatRange(0, 1, min_open=True), default=0.05, show_default=True,
+              help="Equivalence margin of percent correct, network vs people, as a fraction (0.05: 5 points).")
+@click.option("--network-effects/--no-network-effects", default=True, show_default=True,
+              help="The mixed model gives the network its own image effects (it may find other faces hard).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (tables).")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Folder for index.html.")
 @click.option("--metrics", type=click.Path(path_type=Path), default=None)
 @click.option("--plots", type=click.Path(path_type=Path), default=None)
 @_user_errors
 def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir, sanity_json, size, boot, seed,
-                grid, out, report, metrics, plots):
+                grid, faithfulness_json, dataset, margin, network_effects, out, report, metrics, plots):
     """Compare the network's explanations and accuracy with people's, and say how robust the answer is.
 
     \b
@@ -84,8 +93,18 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
       (--grid) and reports how often each method ranks first, among the
       explanation methods and among all candidates, and which choice most
       often changes the winner (ferjax.analysis.multiverse).
+    Signal or noise: every pair of methods (and baselines) with a simultaneous
+      95% interval of its paired difference (max-T bootstrap-t); each method's
+      setting (EP's area and target, CAM's target) chosen on the other half of
+      the images; per analysis variant, whether the top method is clearly first
+      or tied (ferjax.analysis.differences, ferjax.analysis.verdict).
+    What the data are: simulated or recorded participants, rendered or dataset
+      faces, who was excluded (ferjax.analysis.source), first in the report and
+      in METRICS' `data`.
     Percent correct: people and the network per ordered pair, McNemar tests
-      on shared trials, the 2AFC confusion matrices.
+      on shared trials, the 2AFC confusion matrices; and the marginal
+      difference from a binomial mixed model with participants and images
+      crossed, with TOST against --margin (ferjax.analysis.observers).
     Trial level: error consistency (Cohen's kappa of the correct/wrong
       pattern, Geirhos et al. 2020) of the network with each person, on the
       full face and on what that person uncovered, and of every pair of
@@ -93,12 +112,14 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
       performance concordance (per-image accuracy aggregated over people).
 
     Writes OUT/ranking.csv, by_class.csv, accuracy_pairs.csv, variants.csv
-    (one row per analysis variant) and agreement.csv (kappa per participant).
+    (one row per analysis variant, with its call), agreement.csv (kappa per
+    participant), pairwise.csv (every setting and baseline, primary metric)
+    and methods_pairs.csv (the cross-fitted methods).
     METRICS gets the headline numbers with a plain-language `verdict`,
     `robustness` and `agreement`; REPORT gets a self-contained index.html that
     answers first; PLOTS gets compare_methods.csv and accuracy_pairs.csv.
 
-    Params (section `compare`): map_size, boot, seed, grid.
+    Params (section `compare`): map_size, boot, seed, grid, margin, network_effects.
     """
     trials, clicks = clicklogs.load_logs(logs)
     # the human stage's exclusions: the maps, scores and report all leave out the same people and trials
@@ -113,38 +134,55 @@ def compare_cmd(human_dir, human_metrics, attr_dir, model_dir, logs, stimuli_dir
     stim = pd.read_csv(Path(model_dir) / "stimuli_2afc.csv")
     seen_csv = Path(model_dir) / "seen_2afc.csv"
     seen = pd.read_csv(seen_csv) if seen_csv.exists() else None
+    faithfulness = _read_json(faithfulness_json, "run `ferjax faithfulness` first") if faithfulness_json else None
+    logs_prov = Path(logs) / "provenance.json"
+    logs_provenance = _read_json(logs_prov, "") if Path(logs).is_dir() and logs_prov.exists() else None
     grid = multiverse.check_grid(_read_grid(grid), *comparison.ep_settings(am))
     with tqdm(total=multiverse.steps(grid), desc="analysis variants", disable=None, leave=False) as bar:
         done = comparison.compare(hm, am, index, trials, clicks, people, stim, seen, grid, size=size, n_boot=boot,
-                                  seed=seed, progress=bar.update, where=Path(attr_dir) / "index.csv")
+                                  seed=seed, progress=bar.update, where=Path(attr_dir) / "index.csv",
+                                  logs_provenance=logs_provenance,
+                                  au_regions=(Path(stimuli_dir) / "regions.npz").exists(), dataset=dataset,
+                                  faithfulness=faithfulness, margin=margin, network_effects=network_effects)
     result, accuracy, headline, trial_level = done["result"], done["accuracy"], done["headline"], done["trial_level"]
     variants, robustness, filenames = done["variants"], done["robustness"], done["filenames"]
     per_person, grid_seconds = done["per_person"], done["grid_seconds"]
+    settings = {"size": size, "boot": boot, "seed": seed, "grid": grid, "margin": margin,
+                "network_effects": network_effects, "dataset": dataset}
     with files.atomic_path(out, directory=True) as tmp:
         files.write_csv(tmp / "ranking.csv", result["ranking"])
         files.write_csv(tmp / "by_class.csv", result["by_class"])
         files.write_csv(tmp / "accuracy_pairs.csv", accuracy["pairs"])
         files.write_csv(tmp / "variants.csv", variants)
         files.write_csv(tmp / "agreement.csv", per_person)
-        files.write_json(tmp / "provenance.json", stamp({"size": size, "boot": boot, "seed": seed, "grid": grid}))
+        files.write_csv(tmp / "pairwise.csv", done["verdict"]["settings_pairs"])
+        files.write_csv(tmp / "methods_pairs.csv", done["verdict"]["methods_pairs"])
+        files.write_json(tmp / "provenance.json", stamp(settings))
     if plots:
         files.write_csv(Path(plots) / "compare_methods.csv", study.methods_plot(result["ranking"]))
         files.write_csv(Path(plots) / "accuracy_pairs.csv", accuracy["pairs"][["pair", "people", "model", "model_seen"]])
     if report:
         pair_people, _, pairs = result["pairs"]["all"]
         faces = images.mean_faces(stimuli_dir, filenames, pairs, trials, pair_people.shape[-1])
-        provenance = {"compare": stamp({"size": size, "boot": boot, "seed": seed, "grid": grid}),
+        provenance = {"compare": stamp(settings),
                       "model": _read_json(Path(model_dir) / "provenance.json", "re-run `ferjax network`"),
                       "attribution": _read_json(Path(attr_dir) / "provenance.json", "re-run `ferjax attribute`")}
         html_text = document.build(result, accuracy, headline, trial_level, variants, faces, sanity=sanity,
-                                       provenance=provenance, exclusions=people.get("exclusions"))
+                                   provenance=provenance, exclusions=people.get("exclusions"), verdict=done["verdict"],
+                                   faithfulness=faithfulness)
         with files.atomic_path(Path(report) / "index.html") as tmp:
             tmp.write_text(html_text)
     if metrics:
         files.write_json(metrics, headline)
     click.echo(study.log_text(result["ranking"], headline))
     rob = robustness
-    click.echo(f"robustness: {rob['variants']} analysis variants in {grid_seconds:.0f} s; first among the methods: "
+    click.echo(f"robustness: {rob['variants']} analysis variants in {grid_seconds:.0f} s; clearly first among the "
+               "methods: " + ", ".join(f"{k} {v:.0%}" for k, v in rob["clearly_first"].items())
+               + f"; a tie at the top: {rob['tie_at_top']:.0%}; first by mean: "
                + ", ".join(f"{k} {v:.0%}" for k, v in rob["first_among_methods"].items())
                + f"; the choice that most often changes the winner: {rob['most_influential']}")
+    g = done["people_vs_network"]["glmm"]
+    click.echo(f"people vs network (mixed model, {g['seconds']:.0f} s): {100 * g['delta']:+.1f} points, 90% interval "
+               f"{100 * g['ci90'][0]:+.1f} to {100 * g['ci90'][1]:+.1f}")
+    click.echo(f"data: {headline['data']['text']}")
     click.echo(f"verdict: {headline['verdict']['text']}")

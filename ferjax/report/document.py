@@ -17,7 +17,7 @@ from PIL import Image
 
 from ferjax.analysis import multiverse, ranking, study
 from ferjax.faces.labels import NAMES
-from ferjax.report import figures, svg
+from ferjax.report import figures, sections, svg
 from ferjax.report import html as doc
 
 FIGURES = ("fig-answer", "fig-accuracy", "fig-confusion", "fig-agreement", "fig-robustness", "fig-choices",
@@ -35,13 +35,13 @@ def _rows(table, metric):
              "colour": svg.COLOURS["baseline"] if r.method in base else None} for r in sel.itertuples()]
 
 
-def _answer(result, head):
+def _answer(result, head, whose="people's"):
     table = result["ranking"]
     ceiling = head["noise_ceiling"]
     n = int(table[(table["level"] == "image") & (table["human"] == "all")]["n"].max())
-    dice = svg.dot_plot(_rows(table, ranking.PRIMARY), title=f"Fit to people's maps: {ranking.PRIMARY}",
+    dice = svg.dot_plot(_rows(table, ranking.PRIMARY), title=f"Fit to {whose} maps: {ranking.PRIMARY}",
                         xlabel=f"{ranking.PRIMARY} (mean over {n} images, 95% CI)")
-    spear = svg.dot_plot(_rows(table, "spearman"), title="Fit to people's maps: Spearman's rho",
+    spear = svg.dot_plot(_rows(table, "spearman"), title=f"Fit to {whose} maps: Spearman's rho",
                          xlabel="Spearman rho (mean, 95% CI)", lines=[(ceiling, "noise ceiling")])
     caption = (f"Each explanation method's maps against the human maps, per image, maps from all trials; grey: "
                f"baselines that know nothing of the network. The dashed line is the noise ceiling, the people's "
@@ -122,8 +122,10 @@ def _robustness(variants, rob):
                           if r is not None]).sort_values("changes the winner in", ascending=False)
     text = (f"<p>The comparison was rerun over {rob['variants']} combinations of analysis choices. The choice that "
             f"most often changes which method ranks first is <b>{html.escape(str(rob['most_influential']))}</b>.</p>")
-    return (text + doc.figure(curve, "Each bar is one analysis variant, sorted; coloured by the method that ranks "
-                                     "first in it. The rows below mark each variant's choices.", fig_id="fig-robustness")
+    return (text + (sections.shares(rob) if "clearly_first" in rob else "")
+            + doc.figure(curve, "Each bar is one analysis variant, sorted; coloured by the method that ranks "
+                                "first in it by mean. The rows below mark each variant's choices.",
+                         fig_id="fig-robustness")
             + doc.figure(bars, "For each value of each choice, the share of variants each method wins.",
                          fig_id="fig-choices")
             + '<div class="figs">' + doc.table(shares) + doc.table(flips) + "</div>")
@@ -200,16 +202,31 @@ def _excluded(ex) -> str:
             f"({html.escape(why(t['reasons']))}); their data stay in the logs.</p>")
 
 
-def build(result, acc, head, trial_level, variants, faces, *, sanity=None, provenance=None, exclusions=None) -> str:
-    """The report's HTML: answer, percent correct, trial-level agreement, robustness, checks, detail.
-    ``exclusions``: metrics/human.json's block of the same name."""
+def build(result, acc, head, trial_level, variants, faces, *, sanity=None, provenance=None, exclusions=None,
+          verdict=None, faithfulness=None) -> str:
+    """The report's HTML: what the data are, the answer, which differences are clear, percent correct,
+    trial-level agreement, robustness, faithfulness and checks, detail. ``exclusions``: metrics/human.json's
+    block of the same name; ``verdict``: :func:`ferjax.analysis.verdict.answer`'s result (with its tables);
+    ``faithfulness``: metrics/faithfulness.json."""
     rank = result["ranking"]
-    verdict = head["verdict"]
-    lead = f'<p class="lead">{html.escape(verdict["text"])}</p>' + _answer(result, head)
-    sections = [("Percent correct: people and the network", _excluded(exclusions) + _accuracy(acc)),
-                ("Do people and the network get the same trials wrong?", _agreement(trial_level)),
-                ("How robust is the answer to the analysis choices?", _robustness(variants, head["robustness"])),
-                ("Do the explanations explain the network?", _sanity(sanity))]
+    said = verdict or head["verdict"]
+    data = head.get("data")
+    observers = data["observers"] if data else "people"
+    sentences = said.get("sentences") or [said["text"]]
+    lead = ((sections.data_banner(data) if data else "")
+            + '<div class="lead"><ul>' + "".join(f"<li>{html.escape(t)}</li>" for t in sentences) + "</ul></div>"
+            + _answer(result, head, "people's" if observers == "people" else "simulated participants'"))
+    accuracy = _excluded(exclusions) + _accuracy(acc)
+    if "people_vs_network" in head:
+        accuracy += sections.people_vs_network(head["people_vs_network"], observers)
+    fit = {r.method: r.mean for r in study.methods_plot(rank).itertuples()}
+    parts = [("Which differences are clear?", sections.differences(said))] if verdict else []
+    sections_ = parts + [
+        ("Percent correct: people and the network", accuracy),
+        ("Do people and the network get the same trials wrong?", _agreement(trial_level)),
+        ("How robust is the answer to the analysis choices?", _robustness(variants, head["robustness"])),
+        ("Are the maps faithful to the network?", sections.faithfulness(faithfulness, fit)),
+        ("Do the explanations explain the network?", _sanity(sanity))]
     detail = ""
     for level, label in (("image", "per image"), ("pair", "per ordered pair (the reference study's level)")):
         for which in ("all", "correct"):
@@ -225,9 +242,9 @@ def build(result, acc, head, trial_level, variants, faces, *, sanity=None, prove
         detail += doc.details(f"Per expression: mean {ranking.PRIMARY} (per image, all trials)", doc.table(wide))
     detail += doc.details("Percent correct per ordered pair",
                           doc.table(acc["pairs"], p_columns=("p_mcnemar", "p_mcnemar_holm"), headers=_P_HEADERS))
-    sections.append(("Detail (click a heading to open, a column to sort)", detail))
-    sections.append(("Pair maps: mean face, people, methods", _pair_maps(result, faces)))
-    sections.append(("Parameters and versions", doc.details(
+    sections_.append(("Detail (click a heading to open, a column to sort)", detail))
+    sections_.append(("Pair maps: mean face, people, methods", _pair_maps(result, faces)))
+    sections_.append(("Parameters and versions", doc.details(
         "show", "<pre>" + html.escape(json.dumps(provenance or {}, indent=2, sort_keys=True)) + "</pre>")))
-    return doc.page("ferjax report", sections, lead=lead,
+    return doc.page("ferjax report", sections_, lead=lead,
                     subtitle="People and a network on the same 2AFC facial-expression task (Park & Wallraven 2021)")
