@@ -40,3 +40,12 @@ def fer():
     model = keras.models.load_model(path, compile=False)   # as keras_importer.load(path, ...) does
     return path, model, keras_importer.from_model(model, "add_4", labels=LABEL_MAPS["fer2013"], mean=0.5, std=0.5,
                                                   where=path)
+
+
+def pytest_configure(config):
+    """In-process tests run on one CPU device, as before ferjax took every core by default: their results must
+    not depend on the runner's core count, and each pytest-xdist worker already has a core. The default itself
+    is tested in fresh interpreters (tests/test_sharding.py); subprocesses are not affected."""
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", 1)
