@@ -427,7 +427,7 @@ def test_area_loss_equals_sorted_reference_loss():
     # 1s, repeated values) straddling the 0/1 boundary of r. Without ties the
     # gradient is the sort's; a group of tied pixels shares the reference values
     # at its sorted positions evenly: 2 (m_i - mean(r over the group's slots)) / M.
-    from ferjax.explain.perturbation import _area_loss
+    from ferjax.explain.masks import area_loss as _area_loss
     rng = np.random.default_rng(0)
     for m in (rng.random(500), np.clip(rng.random(500) * 2 - 0.5, 0, 1),
               np.round(rng.random(500) * 4) / 4):

@@ -57,9 +57,18 @@ def flatten(tree: dict, sep: str = "/", prefix: str = "") -> dict:
 
 
 def checked_labels(labels, num_outputs: int, where) -> list:
-    """The label map of a network with ``num_outputs`` outputs (identity if None), or a one-line InputError."""
+    """The label map of a network with ``num_outputs`` outputs, or a one-line InputError.
+
+    ``labels`` is a list, a name in :data:`LABEL_MAPS` (``"fer2013"``), or None:
+    outputs 0..N-1 are AffectNet's classes 0..N-1 (N <= 8).
+    """
     from ferjax.networks.interface import label_index
 
+    if labels is None and num_outputs > 8:
+        raise InputError(where, "labels", f"the network has {num_outputs} outputs, more than AffectNet's 8 classes",
+                         "say which output is which class: labels=[...], null for the others")
+    if isinstance(labels, str):
+        labels = parse_labels(labels, where)
     labels = list(range(num_outputs)) if labels is None else list(labels)
     try:
         label_index(labels, num_outputs)
@@ -68,7 +77,7 @@ def checked_labels(labels, num_outputs: int, where) -> list:
     return labels
 
 
-def parse_labels(text):
+def parse_labels(text, where="--labels"):
     """A label map given as text: a name in :data:`LABEL_MAPS`, a JSON list, or empty (None)."""
     if text in (None, ""):
         return None
@@ -77,10 +86,10 @@ def parse_labels(text):
     try:
         labels = json.loads(text)
     except ValueError:
-        raise InputError("--labels", None, f"{text!r} is neither a named label map nor a JSON list",
+        raise InputError(where, None, f"{text!r} is neither a named label map nor a JSON list",
                          f"use one of {', '.join(LABEL_MAPS)} or e.g. [6, 5, 4, 1, 2, 3, 0]") from None
     if not isinstance(labels, list):
-        raise InputError("--labels", None, "must be a JSON list: the AffectNet class of each output, or null")
+        raise InputError(where, None, "must be a JSON list: the AffectNet class of each output, or null")
     return labels
 
 
