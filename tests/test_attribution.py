@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import missing_reference
+from conftest import missing_reference, torchvision_stand_in
 
 from ferjax.explain import activation
 from ferjax.explain.activation import (
@@ -80,6 +80,7 @@ def _import_references():
     except ImportError:
         missing_reference("torch is not installed")
     torch.set_num_threads(1)  # 2 threads thrash on a loaded 2-core runner
+    torchvision_stand_in()     # an installed CUDA torchvision imports with the CPU torch (conftest.py)
     before = set(sys.modules)
     finder = _StubFinder()
     sys.meta_path.append(finder)

@@ -546,7 +546,8 @@ def test_network_rejects_a_network_that_does_not_fit(tiny, tmp_path):
                               torch.nn.Linear(4 * 32 * 32, 8))   # a flatten-then-dense head: 32x32 inputs only
     torch.save(net, tmp_path / "flat.pt")
     out = tmp_path / "network"
-    common = ["network", "--source", "torch", "--file", tmp_path / "flat.pt", "--layer", "1", "--input-channels", 1,
+    common = ["network", "--source", "torch", "--file", tmp_path / "flat.pt", "--allow-pickle", "--layer", "1",
+              "--input-channels", 1,
               "--stimuli", tiny / "stimuli", "--out", out]
     result = run(*common, "--input-size", 48)
     assert result.exit_code == 2 and not out.exists()

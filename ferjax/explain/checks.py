@@ -107,8 +107,9 @@ def sanity_checks(network, images, index, attributions, ep_settings, ground_trut
     pointing = None
     if ground_truth is not None:
         intensities, au_regions = ground_truth
-        side = int(attributions["gradcam_true"].shape[-1])
-        regions = sanity.expression_regions(au_regions, intensities, true, size=side)
+        hw = attributions["gradcam_true"].shape[-2:]
+        side = (hw[0] + hw[1]) / 2   # the tolerance scales with the map's mean side (non-square networks)
+        regions = sanity.expression_regions(au_regions, intensities, true, size=hw)
         has = regions.any((1, 2))
         keep = correct & has
         rows, labels = np.flatnonzero(keep), true[keep]

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from ferjax.plumbing.errors import InputError
 
 #: Named label maps: the network's output index -> AffectNet class (0 neutral ... 7 contempt; None: no such class).
@@ -77,6 +79,19 @@ def checked_labels(labels, num_outputs: int, where) -> list:
     return labels
 
 
+def parse_size(size, where="--input-size") -> tuple:
+    """(H, W) of a network's input from a side (64), a pair ((64, 48)) or text ("64", "64x48", "64,48")."""
+    try:
+        if isinstance(size, str):
+            size = [int(v) for v in size.lower().replace("x", ",").split(",")]
+        hw = (int(size), int(size)) if np.ndim(size) == 0 else tuple(int(v) for v in size)
+    except (TypeError, ValueError):
+        hw = ()
+    if len(hw) != 2 or min(hw) < 1:
+        raise InputError(where, None, f"{size!r} is not an input size", "give a side (64) or HxW (64x48)")
+    return hw
+
+
 def parse_labels(text, where="--labels"):
     """A label map given as text: a name in :data:`LABEL_MAPS`, a JSON list, or empty (None)."""
     if text in (None, ""):
@@ -93,8 +108,10 @@ def parse_labels(text, where="--labels"):
     return labels
 
 
-def load(source, file, layer, labels, mean, std, size, channels):
-    """The network in ``file``, read by the importer for ``source`` (keras, torch or exported)."""
+def load(source, file, layer, labels, mean, std, size, channels, model=None, model_kwargs=None, allow_pickle=False):
+    """The network in ``file``, read by the importer for ``source`` (keras, torch or exported); a torch
+    ``file`` is a state_dict of ``model`` (``package.module:Class``, with ``model_kwargs``), or with
+    ``allow_pickle`` a module saved whole."""
     if source == "exported":
         from ferjax.networks.importers import exported
 
@@ -111,4 +128,5 @@ def load(source, file, layer, labels, mean, std, size, channels):
                          "give --input-size and --input-channels")
     from ferjax.networks.importers import torch as torch_importer
 
-    return torch_importer.load(file, layer, size=size, channels=channels, labels=labels, mean=mean, std=std)
+    return torch_importer.load(file, layer, size=size, channels=channels, labels=labels, mean=mean, std=std,
+                               model=model, model_kwargs=model_kwargs, allow_pickle=allow_pickle)
