@@ -175,7 +175,8 @@ def randomization_test(explain, params, randomized):
     draws of the mean rho over maps, "draws": [mean rho of each draw],
     "maps": maps per draw, "constant": pairs left out because one map is
     constant (rho undefined)}}}``. A method that passes the check has a low
-    mean; identical parameters give 1.
+    mean; identical parameters give 1. A draw whose maps are all constant
+    has no rho (None), and a level with no defined draw has none either.
     """
     out = {}
     for method, fn in explain.items():
@@ -188,8 +189,9 @@ def randomization_test(explain, params, randomized):
             for p in draws:
                 rho = rank_similarity(reference, np.asarray(fn(p))).ravel()
                 ok = rho[np.isfinite(rho)]
-                means.append(float(ok.mean()) if len(ok) else float("nan"))
+                means.append(float(ok.mean()) if len(ok) else None)   # None: every map constant (a dead network)
                 constant += int(rho.size - len(ok))
-            out[method][level] = {"spearman": float(np.mean(means)), "draws": means, "maps": int(rho.size),
-                                  "constant": constant}
+            defined = [m for m in means if m is not None]
+            out[method][level] = {"spearman": float(np.mean(defined)) if defined else None, "draws": means,
+                                  "maps": int(rho.size), "constant": constant}
     return out

@@ -84,6 +84,7 @@ def parse_size(size, where="--input-size") -> tuple:
     try:
         if isinstance(size, str):
             size = [int(v) for v in size.lower().replace("x", ",").split(",")]
+            size = size[0] if len(size) == 1 else size
         hw = (int(size), int(size)) if np.ndim(size) == 0 else tuple(int(v) for v in size)
     except (TypeError, ValueError):
         hw = ()
