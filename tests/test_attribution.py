@@ -14,6 +14,7 @@ missing, only while importing them.
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
@@ -73,8 +74,8 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
 
-def _import_references():
-    """Import TorchRay's EP module and pytorch-grad-cam (skip if not installed)."""
+def _import_references(torchray=True):
+    """Import TorchRay's EP module (None without ``torchray``) and pytorch-grad-cam (skip if not installed)."""
     try:
         import torch
     except ImportError:
@@ -86,7 +87,7 @@ def _import_references():
     sys.meta_path.append(finder)
     try:
         import pytorch_grad_cam
-        import torchray.attribution.extremal_perturbation as tr_ep
+        tr_ep = importlib.import_module("torchray.attribution.extremal_perturbation") if torchray else None
     except ImportError as exc:  # pragma: no cover - reference packages missing
         missing_reference(f"reference implementations not installed: {exc}")
     finally:

@@ -56,7 +56,7 @@ def reference_raw_gradcam(torch, module, layer_module, images, targets, reshape_
 
     from test_attribution import _import_references
 
-    _, pgc = _import_references()
+    _, pgc = _import_references(torchray=False)
     from pytorch_grad_cam.utils import image as pgc_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
