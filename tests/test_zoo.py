@@ -28,13 +28,14 @@ ZOO = {
     "mobilenet_v3_large": ("torchvision", "mobilenet_v3_large", "features[-1]", {}),
     "efficientnet_b0": ("torchvision", "efficientnet_b0", "features[-1]", {}),
     "convnext_tiny": ("torchvision", "convnext_tiny", "features[-1]", {}),
-    "vit_small_patch16_224": ("timm", "vit_small_patch16_224", "blocks[-1].norm1", {"img_size": SIZE}),
+    "vit_small_patch16_224": ("timm", "vit_small_patch16_224", "blocks[-1].norm1", {"img_size": "size"}),
 }
 
 
-def build(name):
-    """The architecture with random, informative weights, in eval mode."""
+def build(name, size=SIZE):
+    """The architecture with random, informative weights, in eval mode, for ``size``-px inputs."""
     library, constructor, _, extra = ZOO[name]
+    extra = {k: size if v == "size" else v for k, v in extra.items()}
     for needed in ("torch", "torchax", library):
         if importlib.util.find_spec(needed) is None:
             missing_reference(f"needs {needed} (.ci/run installs torchvision==0.28.0 and timm with --no-deps)")
