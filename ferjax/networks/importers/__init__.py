@@ -9,11 +9,13 @@ order, and ``labels`` maps it onto AffectNet's eight classes.
 
 * :mod:`~ferjax.networks.importers.keras`: Keras 3 on its JAX backend, ``.keras``
   files and legacy HDF5 (``pip install 'ferjax[keras]'``);
-* :mod:`~ferjax.networks.importers.torch`: a PyTorch ``nn.Module`` through torchax,
-  split with ``torch.fx`` (``pip install 'ferjax[torch]'`` and torch itself);
+* :mod:`~ferjax.networks.importers.torch`: a PyTorch ``nn.Module``, or a ``state_dict``
+  checkpoint and the model's class (:mod:`~ferjax.networks.importers.checkpoints`),
+  through torchax, cut with ``torch.fx`` where the user says
+  (:mod:`~ferjax.networks.importers.fx`) (``pip install 'ferjax[torch]'`` and torch itself);
 * :mod:`~ferjax.networks.importers.exported`: ferjax's own format, which any of them
   is saved in: the two functions serialised with ``jax.export`` (no Keras or
-  PyTorch needed to load them), the parameters as ``.npz``.
+  PyTorch needed to load them; lowered for CPU and CUDA), the parameters as ``.npz``.
 
 The libraries of the first two are optional extras, imported only when used.
 """
