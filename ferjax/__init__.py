@@ -22,3 +22,8 @@ that flows between them.
 """
 
 __version__ = "0.1.0"
+
+# one XLA CPU device per core unless a count was chosen or JAX has started (ferjax.plumbing.devices says why)
+from ferjax.plumbing import devices as _devices  # noqa: E402
+
+_devices.use_all_cores()

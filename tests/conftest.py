@@ -40,3 +40,46 @@ def fer():
     model = keras.models.load_model(path, compile=False)   # as keras_importer.load(path, ...) does
     return path, model, keras_importer.from_model(model, "add_4", labels=LABEL_MAPS["fer2013"], mean=0.5, std=0.5,
                                                   where=path)
+
+
+def pytest_configure(config):
+    """In-process tests run on one CPU device, as before ferjax took every core by default: their results must
+    not depend on the runner's core count, and each pytest-xdist worker already has a core. The default itself
+    is tested in fresh interpreters (tests/test_sharding.py); subprocesses are not affected."""
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", 1)
+
+
+_TORCHVISION_SCHEMAS = None
+
+
+def torchvision_stand_in() -> None:
+    """Let PyPI's torchvision 0.28.0 (a CUDA build, the release pinned to torch 2.13.0) import with the CPU torch.
+
+    Its compiled operators (``torchvision/_C.so``) link against ``libtorch_cuda.so``, which a CPU torch lacks,
+    so torchvision runs without them (``torchvision.extension._has_ops()`` is False), except that its
+    ``_meta_registrations.py`` registers fake kernels for ``torchvision::nms`` and ``torchvision::qnms``
+    unconditionally, which fails without their schemas ("operator torchvision::nms does not exist"). This
+    defines those two schemas, with no kernels, before torchvision is first imported (timm and
+    pytorch-grad-cam import it). The classification models never call them; ``torchvision.ops.nms`` still
+    raises torchvision's own "Couldn't load custom C++ ops". It does nothing when torchvision is missing, already
+    imported, or its operators load (a CPU build). Tests only: ferjax itself never imports torchvision.
+    """
+    global _TORCHVISION_SCHEMAS
+    import importlib.util
+    import sys
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or "torchvision" in sys.modules or _TORCHVISION_SCHEMAS is not None:
+        return
+    import torch
+
+    try:
+        torch.ops.load_library(os.path.join(os.path.dirname(spec.origin), "_C.so"))
+        return   # a build whose operators load: nothing to stand in for
+    except (OSError, RuntimeError):
+        pass
+    _TORCHVISION_SCHEMAS = torch.library.Library("torchvision", "DEF")
+    for op in ("nms", "qnms"):
+        _TORCHVISION_SCHEMAS.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")

@@ -14,6 +14,7 @@ missing, only while importing them.
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import missing_reference
+from conftest import missing_reference, torchvision_stand_in
 
 from ferjax.explain import activation
 from ferjax.explain.activation import (
@@ -73,19 +74,20 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
 
-def _import_references():
-    """Import TorchRay's EP module and pytorch-grad-cam (skip if not installed)."""
+def _import_references(torchray=True):
+    """Import TorchRay's EP module (None without ``torchray``) and pytorch-grad-cam (skip if not installed)."""
     try:
         import torch
     except ImportError:
         missing_reference("torch is not installed")
     torch.set_num_threads(1)  # 2 threads thrash on a loaded 2-core runner
+    torchvision_stand_in()     # an installed CUDA torchvision imports with the CPU torch (conftest.py)
     before = set(sys.modules)
     finder = _StubFinder()
     sys.meta_path.append(finder)
     try:
         import pytorch_grad_cam
-        import torchray.attribution.extremal_perturbation as tr_ep
+        tr_ep = importlib.import_module("torchray.attribution.extremal_perturbation") if torchray else None
     except ImportError as exc:  # pragma: no cover - reference packages missing
         missing_reference(f"reference implementations not installed: {exc}")
     finally:
@@ -427,7 +429,7 @@ def test_area_loss_equals_sorted_reference_loss():
     # 1s, repeated values) straddling the 0/1 boundary of r. Without ties the
     # gradient is the sort's; a group of tied pixels shares the reference values
     # at its sorted positions evenly: 2 (m_i - mean(r over the group's slots)) / M.
-    from ferjax.explain.perturbation import _area_loss
+    from ferjax.explain.masks import area_loss as _area_loss
     rng = np.random.default_rng(0)
     for m in (rng.random(500), np.clip(rng.random(500) * 2 - 0.5, 0, 1),
               np.round(rng.random(500) * 4) / 4):

@@ -609,7 +609,8 @@ def test_network_rejects_a_network_that_does_not_fit(tiny, tmp_path):
                               torch.nn.Linear(4 * 32 * 32, 8))   # a flatten-then-dense head: 32x32 inputs only
     torch.save(net, tmp_path / "flat.pt")
     out = tmp_path / "network"
-    common = ["network", "--source", "torch", "--file", tmp_path / "flat.pt", "--layer", "1", "--input-channels", 1,
+    common = ["network", "--source", "torch", "--file", tmp_path / "flat.pt", "--allow-pickle", "--layer", "1",
+              "--input-channels", 1,
               "--stimuli", tiny / "stimuli", "--out", out]
     result = run(*common, "--input-size", 48)
     assert result.exit_code == 2 and not out.exists()
@@ -622,3 +623,62 @@ def test_network_rejects_a_network_that_does_not_fit(tiny, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
     result = run(*common, "--input-size", 32)   # what it was built for: imported, explained at its ReLU
     assert result.exit_code == 0, result.output
+
+
+def _torch_checkpoint(path, **kwargs):
+    """A state_dict checkpoint of models/torch/expression_cnn.py's network (random weights), as scripts save it."""
+    import importlib.util
+
+    from conftest import missing_reference
+
+    if importlib.util.find_spec("torchax") is None:
+        missing_reference("needs pip install 'ferjax[torch]'")
+    import torch
+
+    from models.torch import expression_cnn
+
+    torch.manual_seed(0)
+    net = expression_cnn.randomise(expression_cnn.ExpressionCNN(**kwargs))
+    torch.save({"epoch": 1, "state_dict": net.state_dict()}, path)
+    return ["--source", "torch", "--file", path, "--model", "models.torch.expression_cnn:ExpressionCNN",
+            "--model-kwargs", json.dumps(kwargs), "--layer", "blocks[-1]", "--input-channels", 1]
+
+
+@pytest.mark.parametrize("final", [None, "softmax"])
+def test_a_state_dict_checkpoint_goes_through_the_network_stage(tiny, tmp_path, final):
+    source = _torch_checkpoint(tmp_path / "ckpt.pt", **({"final": final} if final else {}))
+    result = run("network", *source, "--input-size", 32, "--stimuli", tiny / "stimuli", "--logs", tiny / "logs",
+                 "--out", tmp_path / "network", "--metrics", tmp_path / "network.json")
+    assert result.exit_code == 0, result.output
+    assert ("logits before the final softmax(dim=1) (left out)" in result.output) == (final == "softmax")
+    assert json.loads((tmp_path / "network.json").read_text())["input"] == [32, 32, 1]
+    spec = json.loads((tmp_path / "network/model.json").read_text())
+    assert spec["model"] == "models.torch.expression_cnn:ExpressionCNN" and spec["layer"] == "blocks.2"
+    provenance = json.loads((tmp_path / "network/provenance.json").read_text())["params"]
+    assert provenance["model_kwargs"] == ({"final": final} if final else {})
+
+
+def test_a_64x48_network_goes_through_every_later_stage(tiny, tmp_path):
+    source = _torch_checkpoint(tmp_path / "ckpt.pt")
+    steps = [("network", *source, "--input-size", "64x48", "--stimuli", tiny / "stimuli", "--logs", tiny / "logs",
+              "--out", tmp_path / "network", "--metrics", tmp_path / "network.json"),
+             ("attribute", "--network", tmp_path / "network", "--stimuli", tiny / "stimuli", "--areas", "0.1",
+              "--max-iter", 2, "--batch", 56, "--out", tmp_path / "attribution", "--plots", tmp_path / "plots"),
+             ("sanity", "--network", tmp_path / "network", "--stimuli", tiny / "stimuli", "--attribution",
+              tmp_path / "attribution", "--randomize-ep-images", 2, "--randomize-draws", 1,
+              "--pointing-ep-areas", "0.1", "--metrics", tmp_path / "sanity.json"),
+             ("compare", "--human", tiny / "human", "--human-metrics", tiny / "m/human.json", "--attribution",
+              tmp_path / "attribution", "--network", tmp_path / "network", "--logs", tiny / "logs", "--stimuli",
+              tiny / "stimuli", "--sanity", tmp_path / "sanity.json", "--size", 32, "--boot", 100,
+              "--grid", '{"map_size": [32], "sigma": [0]}', "--out", tmp_path / "compare",
+              "--metrics", tmp_path / "compare.json", "--report", tmp_path / "report")]
+    for step in steps:
+        result = run(*step)
+        assert result.exit_code == 0, (step[0], result.output)
+    assert json.loads((tmp_path / "network.json").read_text())["input"] == [64, 48, 1]
+    with np.load(tmp_path / "attribution/maps.npz") as z:
+        assert z["gradcam_true"].shape == (56, 64, 48) and z["ep_true"].shape == (56, 1, 64, 48)
+        assert "cam_true" in z.files   # its head is pooling and a linear layer
+    checks = json.loads((tmp_path / "sanity.json").read_text())
+    assert checks["pointing_game"]["tolerance_px"] == pytest.approx(15 * 56 / 224)   # the maps' mean side
+    assert (tmp_path / "report/index.html").exists()

@@ -141,7 +141,7 @@ def test_fer_network_reproduces_keras_on_a_real_face(fer):
     got = np.asarray(jax.nn.softmax(net.logits(jnp.asarray(x))))
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert int(np.argmax(got)) == 3 and net.spec["labels"][3] == 1          # happy, AffectNet's class 1
-    assert net.spec["size"] == 64 and net.spec["channels"] == 1 and net.spec["logits"] == "before the final softmax"
+    assert net.spec["size"] == 64 and net.spec["channels"] == 1 and net.spec["logits"] == "before the final softmax (left out)"
 
 
 def test_fer_gradcam_equals_one_written_with_jax_grad_on_stateless_call(fer):

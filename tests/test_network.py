@@ -8,7 +8,7 @@ from jax import lax
 
 from ferjax.explain import activation
 from ferjax.networks import rewrite
-from ferjax.networks.interface import Head, as_head, label_index
+from ferjax.networks.interface import Cut, Head, Tokens, as_head, label_index
 
 
 def plain_cnn(layout="NHWC", seed=0):
@@ -131,3 +131,93 @@ def test_label_maps():
         label_index([0, 1], 3)
     with pytest.raises(ValueError, match="at most once"):
         label_index([0, 0, 1], 3)
+
+
+def toy_vit(seed=0, k=6, c=4, patch=4):
+    """A one-block transformer-like network in JAX: patch tokens and a class token, a mixing step that writes
+    into the class token, and a head that reads only the class token (the residual stream crosses the cut)."""
+    rng = np.random.default_rng(seed)
+    p = {"embed": jnp.asarray(rng.normal(size=(patch * patch * 3, k)) * 0.3, jnp.float32),
+         "cls": jnp.asarray(rng.normal(size=(k,)), jnp.float32),
+         "mix": jnp.asarray(rng.normal(size=(k, k)) * 0.3, jnp.float32),
+         "W": jnp.asarray(rng.normal(size=(k, c)), jnp.float32)}
+
+    def tokens(p, x):
+        n, h, w, ch = x.shape
+        t = x.reshape(n, h // patch, patch, w // patch, patch, ch).transpose(0, 1, 3, 2, 4, 5)
+        t = t.reshape(n, -1, patch * patch * ch) @ p["embed"]
+        return jnp.concatenate([jnp.broadcast_to(p["cls"], (n, 1, k)), t], axis=1)   # (N, 1 + hw, K)
+
+    def normed(t):
+        return t / (1.0 + jnp.abs(t).mean(-1, keepdims=True))
+
+    def features(p, x):   # cut at the norm: the raw tokens (the residual stream) are carried
+        t = tokens(p, x)
+        return Cut(normed(t), (t,))
+
+    def head(p, cut):
+        mixed = jnp.tanh(cut.maps @ p["mix"]).mean(axis=1, keepdims=True)   # every token into the class token
+        cls = (cut.carry[0] + mixed)[:, 0]
+        return cls @ p["W"]
+
+    return p, features, Head(head), tokens, normed
+
+
+def test_gradcam_on_tokens_holds_the_carried_values_fixed_and_drops_the_class_token():
+    p, features, head, tokens, normed = toy_vit()
+    x, t = images(2, 16), np.array([0, 3])
+    got = activation.gradcam(features, head, p, x, t, relu=False, normalize=False, upsample=False)
+    # by hand: d y_c / d (normed tokens) with the residual fixed; patch tokens as a 4x4 grid
+    raw = tokens(p, x)
+    a = normed(raw)
+    g = jax.vmap(lambda ai, ri, c: jax.grad(lambda m: head(p, Cut(m[None], (ri[None],)))[0, c])(ai))(a, raw, t)
+    grid = lambda v: v[:, 1:].reshape(2, 4, 4, -1)   # noqa: E731
+    want = jnp.einsum("nhwk,nk->nhw", grid(a), grid(g).mean(axis=(1, 2)))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # the same with the layout given, or the user's own reshape
+    for tok in (Tokens(grid=(4, 4)), Tokens(prefix=1), grid):
+        np.testing.assert_allclose(activation.gradcam(features, head, p, x, t, relu=False, normalize=False,
+                                                      upsample=False, tokens=tok), want, rtol=1e-4, atol=1e-5)
+    assert activation.gradcam(features, head, p, x, t).shape == (2, 16, 16)
+    with pytest.raises(ValueError, match="carried across the cut"):
+        activation.cam(features, head, p, x, t)
+
+
+def test_token_layouts():
+    assert Tokens().layout(197, (224, 224)) == ((14, 14), 1)      # ViT-B/16 with its class token
+    assert Tokens().layout(196, (224, 224)) == ((14, 14), 0)      # no class token
+    assert Tokens().layout(13, (64, 48)) == ((4, 3), 1)           # non-square, patch 16
+    assert Tokens(grid=(2, 2)).layout(5, (64, 64)) == ((2, 2), 1)
+    with pytest.raises(ValueError, match="no patch grid"):
+        Tokens().layout(30, (7, 7))
+
+
+def test_cam_on_mean_pooled_tokens_equals_cam_on_their_grid():
+    rng = np.random.default_rng(4)
+    w = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    def features(p, x):   # 16 patch tokens, no class token
+        return x.reshape(x.shape[0], 4, 4, 4, 4, 3).transpose(0, 1, 3, 2, 4, 5).reshape(x.shape[0], 16, 48)[..., :5]
+    head = Head(lambda p, a: a.mean(axis=1) @ p)
+    grid_features = lambda p, x: features(p, x).reshape(x.shape[0], 4, 4, 5)   # noqa: E731
+    x, t = images(2, 16), np.array([1, 2])
+    np.testing.assert_allclose(activation.cam(features, head, w, x, t),
+                               activation.cam(grid_features, lambda p, z: z @ p, w, x, t), atol=1e-5)
+
+
+def test_the_fast_preset_is_fast_by_itself():
+    from ferjax.explain import perturbation
+
+    assert perturbation.MAX_ITER == {"faithful": 800, "fast": 120}
+    params, features, classifier = plain_cnn()
+    out = activation.extremal_perturbation(features, classifier, params, images(1, 16), [0], step=2, sigma=4,
+                                           preset="fast")
+    assert out["masks"].shape == (1, 1, 16, 16) and np.isfinite(np.asarray(out["reward"])).all()
+
+
+def test_label_maps_by_name_in_python_too():
+    from ferjax.networks.importers import LABEL_MAPS, checked_labels
+    from ferjax.plumbing.errors import InputError
+
+    assert checked_labels("fer2013", 7, "model.h5") == LABEL_MAPS["fer2013"]
+    with pytest.raises(InputError, match="1000 outputs, more than AffectNet's 8 classes"):
+        checked_labels(None, 1000, "resnet.pt")

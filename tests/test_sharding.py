@@ -68,3 +68,45 @@ def test_an_images_ep_mask_does_not_depend_on_its_batch():
     one_by_one = [activation.extremal_perturbation(f, c, params, x[i:i + 1], T[i:i + 1], **kw)["masks"]
                   for i in range(len(x))]
     np.testing.assert_array_equal(np.asarray(whole), np.concatenate([np.asarray(m) for m in one_by_one]))
+
+
+DEVICES = """
+import os, sys
+{before}
+import jax
+from ferjax.plumbing import devices
+{after}
+print(len(jax.devices("cpu")), devices.automatic())
+"""
+
+
+@pytest.mark.parametrize("situation, env, before, after, want", [
+    ("plain import", {}, "", "", "cores"),
+    ("a host program ran JAX first", {}, "import jax.numpy as jnp; jnp.ones(1)", "", 1),
+    ("XLA_FLAGS chose", {"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}, "", "", 3),
+    ("JAX_NUM_CPU_DEVICES chose", {"JAX_NUM_CPU_DEVICES": "1"}, "", "", 1),
+    ("opted out", {"FERJAX_CPU_DEVICES": "1"}, "", "", 1),
+    ("the CLI's --cpu-devices", {}, "", "devices.set_cpu_devices(1)", 1),
+    ("a multi-process job", {}, "", "devices.one_per_process()", 1),
+])
+def test_one_cpu_device_per_core_unless_something_chose(situation, env, before, after, want):
+    clean = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "FERJAX_CPU_DEVICES",
+                                                              "JAX_NUM_CPU_DEVICES", "JAX_PLATFORMS")}
+    out = subprocess.run([sys.executable, "-c", DEVICES.format(before=before, after=after)], env={**clean, **env},
+                         capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    want = devices.cores() if want == "cores" else want
+    assert int(out[0]) == want, situation
+    assert (out[1] == "True") == (situation == "plain import" and want > 1)
+
+
+def test_training_with_the_automatic_count_takes_the_devices_that_divide_its_batch():
+    if devices.cores() < 2:
+        pytest.skip("needs 2 cores")
+    script = ("import jax\nfrom ferjax.plumbing import devices\n"
+              "print(devices.data_mesh(divides=3).size, devices.data_mesh(divides=2 * jax.device_count()).size,"
+              " devices.data_mesh().size)")
+    clean = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "FERJAX_CPU_DEVICES")}
+    out = subprocess.run([sys.executable, "-c", script], env=clean, capture_output=True, text=True, check=True,
+                         timeout=120).stdout.split()
+    n = devices.cores()
+    assert [int(v) for v in out] == [max(k for k in (1, 3) if k <= n), n, n]

@@ -62,8 +62,8 @@ class _LazyGroup(click.Group):
 @click.option("--cpu-devices", type=click.IntRange(1), default=None, envvar="FERJAX_CPU_DEVICES",
               show_envvar=True,
               help="Split the CPU into N XLA devices, so that training, CAM, GradCAM and Extremal "
-                   "Perturbation run their batch as N parallel shards (use the number of cores). "
-                   "No effect on GPUs. "
+                   "Perturbation run their batch as N parallel shards. Default: one per core (training: the "
+                   "most that divide its batch); 1 opts out. No effect on GPUs. "
                    "Training results depend on N; attribution results do not.")
 def main(cpu_devices):
     """Compare how people and deep networks see facial expressions.
@@ -96,10 +96,10 @@ def main(cpu_devices):
     Run `ferjax COMMAND --help` for what each reads, writes and which params apply.
     """
     if cpu_devices:
-        import jax
+        from ferjax.plumbing import devices
 
         try:
-            jax.config.update("jax_num_cpu_devices", cpu_devices)
+            devices.set_cpu_devices(cpu_devices)
         except RuntimeError as err:  # the backend was already started
             raise click.UsageError(f"--cpu-devices must be set before JAX starts: {err}") from None
 

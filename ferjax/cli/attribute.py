@@ -13,7 +13,7 @@ from ferjax.cli.launch import multihost
 from ferjax.explain import stimuli
 from ferjax.faces import images
 from ferjax.faces.labels import NAMES
-from ferjax.networks import answers, saved
+from ferjax.networks import answers, interface, saved
 from ferjax.plumbing import devices, distributed, files
 from ferjax.plumbing.errors import InputError
 from ferjax.plumbing.errors import cli_errors as _user_errors
@@ -81,7 +81,7 @@ def attribute_cmd(model_dir, stimuli_dir, areas, variant, max_iter, step, sigma,
     if not set(ep_for) <= {"true", "contrast"}:
         raise InputError("--ep-targets", None, f"{ep_targets!r}: choose from true, contrast")
     all_trials = pd.read_csv(Path(stimuli_dir) / "trials.csv")
-    size, channels = spec["size"], spec["channels"]
+    size, channels = interface.input_hw(spec), spec["channels"]
     parts = answers.groups(spec, all_trials["true"], all_trials["foil"])
     explained = np.sort(np.concatenate([rows for _, rows, _, _ in parts])) if parts else np.zeros(0, int)
     if not len(explained):

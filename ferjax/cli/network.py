@@ -10,6 +10,7 @@ people's trials, on the pairs of classes it knows. Its explanations:
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pandas as pd
 from ferjax.analysis import stats
 from ferjax.faces import images
 from ferjax.faces.labels import NAMES
-from ferjax.networks import answers, importers, saved
+from ferjax.networks import answers, importers, interface, saved
 from ferjax.people import clicklogs
 from ferjax.plumbing import files
 from ferjax.plumbing.errors import InputError
@@ -27,6 +28,19 @@ from ferjax.plumbing.errors import cli_errors as _user_errors
 from ferjax.plumbing.provenance import stamp
 
 SOURCES = ("train", "keras", "torch", "exported")
+
+
+def _kwargs(text):
+    """--model-kwargs: a JSON object (empty: none)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise InputError("--model-kwargs", None, f"{text!r} is not a JSON object", 'e.g. {"num_classes": 7}')
+    return value
 
 
 def _floats(text, what):
@@ -40,8 +54,8 @@ def _floats(text, what):
 @click.command("network")
 @click.option("--source", type=click.Choice(SOURCES), default="train", show_default=True,
               help="train: the network `ferjax train` trained (FILE is its folder); keras: a Keras 3 model (.keras, "
-                   ".h5, .hdf5); torch: a PyTorch module saved whole with torch.save; exported: ferjax's exported "
-                   "format.")
+                   ".h5, .hdf5); torch: a PyTorch state_dict checkpoint (with --model), or a module saved whole "
+                   "(with --allow-pickle); exported: ferjax's exported format.")
 @click.option("--file", "file", type=click.Path(path_type=Path), required=True,
               help="The trained network's folder or file (track your own with `dvc add`).")
 @click.option("--layer", default=None, help="Imported networks: the layer whose output maps are explained.")
@@ -52,8 +66,17 @@ def _floats(text, what):
               help="Imported networks: their input normalisation (x - MEAN) / STD on images in [0, 1] (one value, "
                    "or one per channel).")
 @click.option("--input-std", default="1", show_default=True)
-@click.option("--input-size", type=click.IntRange(1), default=None, help="PyTorch networks: input side in pixels.")
+@click.option("--input-size", default=None,
+              help="PyTorch networks: input side in pixels, or HEIGHTxWIDTH (e.g. 64x48).")
 @click.option("--input-channels", type=click.Choice(["1", "3"]), default=None, help="PyTorch networks: 1 or 3.")
+@click.option("--model", default=None,
+              help="PyTorch state_dict checkpoints: the model's class (or factory), as package.module:Class; "
+                   "FILE is read with torch.load(weights_only=True).")
+@click.option("--model-kwargs", default=None,
+              help="PyTorch: the keyword arguments of --model, as a JSON object (e.g. '{\"num_classes\": 7}').")
+@click.option("--allow-pickle", is_flag=True,
+              help="PyTorch: read a module saved whole with torch.save(module); unpickling runs code the file "
+                   "names, so only for files you trust.")
 @click.option("--stimuli", "stimuli_dir", type=click.Path(path_type=Path), required=True,
               help="Output of `ferjax stimuli`: the 2AFC trial list the network is scored on.")
 @click.option("--logs", type=click.Path(path_type=Path), default=None,
@@ -62,8 +85,8 @@ def _floats(text, what):
 @click.option("--metrics", type=click.Path(path_type=Path), default=None)
 @click.option("--plots", type=click.Path(path_type=Path), default=None)
 @_user_errors
-def network_cmd(source, file, layer, labels, input_mean, input_std, input_size, input_channels, stimuli_dir, logs,
-                out, metrics, plots):
+def network_cmd(source, file, layer, labels, input_mean, input_std, input_size, input_channels, model, model_kwargs,
+                allow_pickle, stimuli_dir, logs, out, metrics, plots):
     """Choose the network the study explains, and score it on the people's 2AFC trials.
 
     \b
@@ -84,8 +107,11 @@ def network_cmd(source, file, layer, labels, input_mean, input_std, input_size, 
     METRICS the percent correct with Wilson 95% intervals, PLOTS
     model_pairs.csv.
 
+    A final softmax or log-softmax is left out (explanations are of the
+    logits), and the log says so.
+
     Params (section `network`): source, file, layer, labels, input_mean,
-    input_std, input_size, input_channels.
+    input_std, input_size, input_channels, model, model_kwargs, allow_pickle.
     """
     mean, std = _floats(input_mean, "--input-mean"), _floats(input_std, "--input-std")
     with files.atomic_path(out, directory=True) as tmp:
@@ -97,8 +123,10 @@ def network_cmd(source, file, layer, labels, input_mean, input_std, input_size, 
         else:
             from ferjax.networks.importers import exported
 
-            net = importers.load(source, file, layer, importers.parse_labels(labels), mean, std, input_size,
-                                 int(input_channels) if input_channels else None)
+            net = importers.load(source, file, layer, importers.parse_labels(labels), mean, std,
+                                 importers.parse_size(input_size) if input_size else None,
+                                 int(input_channels) if input_channels else None, model=model,
+                                 model_kwargs=_kwargs(model_kwargs), allow_pickle=allow_pickle)
             try:
                 exported.save(tmp / "exported", net)
             except ValueError as err:
@@ -107,14 +135,14 @@ def network_cmd(source, file, layer, labels, input_mean, input_std, input_size, 
                 shutil.move(str(tmp / "exported" / name), str(tmp / name))
             (tmp / "exported").rmdir()
         params, features, head, spec = saved.load_network(tmp)
-        size, channels = spec["size"], spec["channels"]
+        size, channels = interface.input_hw(spec), spec["channels"]
         trials = pd.read_csv(Path(stimuli_dir) / "trials.csv")
         shown = images.read_stimuli(stimuli_dir, trials["filename"], channels)
         stim = trials.assign(correct=answers.answers(params, features, head, spec,
                                                      images.to_model_input(shown, size, channels),
                                                      trials["true"], trials["foil"]))
         files.write_csv(tmp / "stimuli_2afc.csv", stim)
-        summary = {"source": source, "layer": spec.get("layer"), "input": [size, size, channels],
+        summary = {"source": source, "layer": spec.get("layer"), "input": [*size, channels],
                    "classes_known": [NAMES[c] for c in range(len(NAMES)) if answers.label_map(spec)[c] >= 0],
                    "two_afc": answers.summary(stim["correct"], stim["true"])}
         if logs is not None:
@@ -131,7 +159,9 @@ def network_cmd(source, file, layer, labels, input_mean, input_std, input_size, 
             summary["two_afc_seen"] = answers.summary(seen["model_seen"], seen["true"])
         files.write_json(tmp / "provenance.json", stamp(
             {"source": source, "file": str(file), "layer": layer, "labels": labels, "input_mean": mean,
-             "input_std": std, "input_size": input_size, "input_channels": input_channels}))
+             "input_std": std, "input_size": input_size, "input_channels": input_channels,
+             **({"model": model, "model_kwargs": _kwargs(model_kwargs)} if model else {}),
+             **({"allow_pickle": True} if allow_pickle else {})}))
     if plots:
         rows = []
         for (t, f), g in stim.dropna(subset=["correct"]).groupby(["true", "foil"]):
@@ -146,7 +176,8 @@ def network_cmd(source, file, layer, labels, input_mean, input_std, input_size, 
     if metrics:
         files.write_json(metrics, summary)
     two = summary["two_afc"]
-    click.echo(f"{source} network ({size}x{size}x{channels}"
-               + (f", explained at {spec.get('layer')}" if spec.get("layer") else "") + f"): 2AFC on the stimuli "
-               f"{two['percent_correct']:.3f} over {two['trials']} trials it can answer"
+    click.echo(f"{source} network ({size[0]}x{size[1]}x{channels}"
+               + (f", explained at {spec.get('layer')}" if spec.get("layer") else "")
+               + (f", logits {spec['logits']}" if "left out" in spec.get("logits", "") else "")
+               + f"): 2AFC on the stimuli {two['percent_correct']:.3f} over {two['trials']} trials it can answer"
                + (f", on what people saw {summary['two_afc_seen']['percent_correct']:.3f}" if logs else ""))

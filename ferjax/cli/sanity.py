@@ -14,6 +14,7 @@ from ferjax.explain.checks import sanity_checks, sanity_text
 from ferjax.faces import images
 from ferjax.faces.datasets import read_ground_truth
 from ferjax.networks import saved
+from ferjax.networks.interface import input_hw
 from ferjax.plumbing import distributed, files
 from ferjax.plumbing.errors import InputError
 from ferjax.plumbing.errors import cli_errors as _user_errors
@@ -37,7 +38,7 @@ def read_inputs(model_dir, stimuli_dir, attr_dir, index):
         raise InputError(prov_path, None, f"cannot read the attribution settings ({err})",
                          "re-run `ferjax attribute`") from None
     filenames = list(index["filename"])
-    stimuli = images.to_model_input(images.read_stimuli(stimuli_dir, filenames, spec["channels"]), spec["size"],
+    stimuli = images.to_model_input(images.read_stimuli(stimuli_dir, filenames, spec["channels"]), input_hw(spec),
                                     spec["channels"])
     regions_npz = Path(stimuli_dir) / "regions.npz"
     ground_truth = read_ground_truth(regions_npz, filenames) if regions_npz.exists() else None

@@ -102,7 +102,7 @@ def train_cmd(dataset, splits, model_name, mode, steps, batch_size, lr, warmup, 
         digest.update(source_digest().encode())
         ckpt = Path(checkpoints) / digest.hexdigest()[:16]
     # The training images as one array split by rows over every process's devices.
-    mesh, train_rows = devices.data_mesh(None), np.flatnonzero(pick["train"])
+    mesh, train_rows = devices.data_mesh(None, divides=batch_size), np.flatnonzero(pick["train"])
     images = distributed.global_rows(
         mesh, files.npz_rows(npz, "images", train_rows[distributed.rows(len(train_rows), mesh)]), len(train_rows))
     held = {role: files.npz_rows(npz, "images", np.flatnonzero(pick[role])) for role in ("val", "test")}

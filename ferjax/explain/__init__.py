@@ -1,6 +1,7 @@
 """Explanations of a network's decision, and checks that they explain it.
 
 * :mod:`~ferjax.explain.activation`: CAM (Zhou et al. 2016) and GradCAM (Selvaraju et al. 2017);
+  :mod:`~ferjax.explain.heads`: the checks that a head is what CAM needs;
 * :mod:`~ferjax.explain.perturbation` and :mod:`~ferjax.explain.masks`: Extremal Perturbation
   (Fong, Patrick & Vedaldi 2019), as TorchRay computes it;
 * :mod:`~ferjax.explain.stimuli`: every stimulus of a study explained by the network that answers it;

@@ -66,6 +66,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ferjax.explain import heads
+from ferjax.explain.heads import classifier_weights
 from ferjax.explain.perturbation import extremal_perturbation
 from ferjax.networks import interface, rewrite
 from ferjax.plumbing import devices
@@ -102,75 +104,6 @@ def _postprocess(maps, image_hw, relu: bool, normalize: bool, upsample: bool):
     return maps
 
 
-_AFFINE_CHECKS = ("additivity f(a+b)-f(0) = [f(a)-f(0)] + [f(b)-f(0)]",
-                  "homogeneity f(s*a)-f(0) = s*[f(a)-f(0)]",
-                  "linearisation f(a)-f(0) = a @ W")
-
-
-def _affine_residuals(classifier, params, k: int):
-    """``(W (K, C), errors (3,), scales (3,))`` of the affine checks (traceable).
-
-    On random probes a, b and scale s (f0 = f(0)): additivity
-    ``f(a + b) - f0 == (f(a) - f0) + (f(b) - f0)``, homogeneity
-    ``f(s a) - f0 == s (f(a) - f0)``, and that the linearisation W (the
-    Jacobian at 0) reproduces ``f(a) - f0 == a @ W``.
-    """
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    a = jax.random.normal(keys[0], (8, k), jnp.float32)
-    b = jax.random.normal(keys[1], (8, k), jnp.float32) * 3.0
-    f = lambda z: classifier(params, z)  # noqa: E731
-    f0 = f(jnp.zeros((1, k), jnp.float32))
-    fa, fb, fab, f_s = f(a) - f0, f(b) - f0, f(a + b) - f0, f(-2.5 * a) - f0
-    w = _jacobian_weights(classifier, params, k)
-    pairs = ((fab, fa + fb), (f_s, -2.5 * fa), (fa, jnp.dot(a, w, precision="highest")))
-    errors = jnp.stack([jnp.abs(lhs - rhs).max() for lhs, rhs in pairs])
-    scales = jnp.stack([jnp.abs(rhs).max() + jnp.abs(lhs).max() for lhs, rhs in pairs])
-    return w, errors, scales
-
-
-def _too_large(err, scale, atol: float = 1e-4, rtol: float = 1e-3) -> bool:
-    return not np.isfinite(err) or err > atol + rtol * scale
-
-
-def _raise_unless_affine(errors, scales, gap=None):
-    """ValueError naming the first check a head fails that CAM needs: global average pooling, then affine."""
-    if gap is not None and _too_large(*(float(v) for v in gap)):
-        raise ValueError(
-            "CAM needs a head that averages the feature maps over space and then applies an affine map "
-            f"(y = W^T mean_hw(A) + b); this head depends on where in the maps the features are (max error "
-            f"{float(gap[0]):.3g}), as a convolution or a flatten-then-dense layer does. Use gradcam(), or split "
-            "the network at a layer after which the head is global average pooling and an affine map.")
-    for name, err, scale in zip(_AFFINE_CHECKS, np.asarray(errors), np.asarray(scales)):
-        if _too_large(err, scale):
-            raise ValueError(
-                "CAM needs an affine classifier (pooled @ W + b) on the globally average-pooled features; "
-                f"this classifier fails {name} (max error {err:.3g}). Use gradcam() for non-linear heads.")
-
-
-def classifier_weights(classifier, params, k: int, *, check: bool = True):
-    """The (K, C) matrix W of an affine classifier, ``W[:, c] = d y_c / d pooled``.
-
-    Obtained with ``jax.jacobian`` at ``pooled = 0``. With ``check`` the
-    classifier is first verified to be affine (else ValueError).
-    """
-    if not check:
-        return _jacobian_weights(classifier, params, k)
-    w, errors, scales = _affine_residuals(classifier, params, k)
-    _raise_unless_affine(errors, scales)
-    return w
-
-
-def _jacobian_weights(classifier, params, k: int):
-    """(K, C): the Jacobian of ``classifier(params, .)`` at pooled = 0, transposed.
-
-    One reverse pass per class rather than ``jax.jacobian``, which vmaps the
-    pullback: a network imported as an exported function has no vmap rule.
-    """
-    y, pullback = jax.vjp(lambda z: classifier(params, z[None])[0], jnp.zeros((k,), jnp.float32))
-    eye = jnp.eye(y.shape[0], dtype=y.dtype)
-    return jnp.stack([pullback(eye[c])[0] for c in range(y.shape[0])], axis=1)
-
-
 def _prepare(features, head, fast):
     """The model's functions as used inside a traced attribution program (fast convolution gradients)."""
     if not fast:
@@ -178,15 +111,35 @@ def _prepare(features, head, fast):
     return rewrite.fast_gradients(features), rewrite.fast_gradients(head)
 
 
+def _grid(a, tokens, image_hw):
+    """Maps (N, h, w, K) as they are; tokens (N, T, K) as a grid, through ``tokens`` (a
+    :class:`ferjax.networks.interface.Tokens`, or the user's own reshape of (N, T, K) to (N, h, w, K))."""
+    if a.ndim == 4:
+        return a
+    if tokens is None or isinstance(tokens, interface.Tokens):
+        return (tokens or interface.Tokens()).split(a, image_hw)[0]
+    return tokens(a)
+
+
 @functools.partial(jax.jit, static_argnames=("features", "head", "contrast", "relu", "normalize",
-                                             "upsample"))
-def _cam_checked(features, head, params, images, t_true, t_foil, contrast, relu, normalize, upsample):
+                                             "upsample", "tokens"))
+def _cam_checked(features, head, params, images, t_true, t_foil, contrast, relu, normalize, upsample, tokens):
     # the head's weights and its checks compile into the same program as the maps:
     # one dispatch per call (an eager check costs more than the maps on a GPU)
-    shape = jax.eval_shape(features, params, images).shape[1:]       # (h, w, K)
-    w, errors, scales = _affine_residuals(interface.pooled_view(head, shape[:2]), params, shape[-1])
+    out = jax.eval_shape(features, params, images)
+    if isinstance(out, interface.Cut):
+        if out.carry:
+            raise ValueError(
+                "CAM needs a head that is a function of the explained maps alone; this network's head also reads "
+                f"{len(out.carry)} value(s) from before the layer (carried across the cut, as a transformer's "
+                "residual stream is). Use gradcam().")
+        features = lambda p, x, f=features: f(p, x).maps   # noqa: E731
+        head = interface.Head(lambda p, a, h=head: h(p, interface.Cut(a)))
+    shape = interface.maps_of(out).shape[1:]                       # (h, w, K), or (T, K) for tokens
+    w, errors, scales = heads.affine_residuals(interface.pooled_view(head, shape[:-1]), params, shape[-1])
     gap = interface.gap_residual(head, params, shape)
-    a = features(params, images)   # no gradient: the maps need no rewriting                                   # (N, h, w, K)
+    # no gradient: the maps need no rewriting
+    a = _grid(features(params, images), tokens, images.shape[1:3])    # (N, h, w, K)
     wc = w.T[t_true]                                               # (N, K)
     if contrast:
         wc = wc - w.T[t_foil]
@@ -195,21 +148,26 @@ def _cam_checked(features, head, params, images, t_true, t_foil, contrast, relu,
 
 
 @functools.partial(jax.jit, static_argnames=("features", "head", "contrast", "relu", "normalize", "upsample",
-                                             "fast"))
-def _gradcam_maps(features, head, params, images, t_true, t_foil, contrast, relu, normalize, upsample, fast):
+                                             "fast", "tokens"))
+def _gradcam_maps(features, head, params, images, t_true, t_foil, contrast, relu, normalize, upsample, fast,
+                  tokens):
     features, head = _prepare(features, head, fast)
-    a = features(params, images)                                   # (N, h, w, K)
-    y, pullback = jax.vjp(lambda f: head(params, f), a)
+    out = features(params, images)                                 # maps, or a Cut (maps, carried values)
+    y, pullback = jax.vjp(lambda m: head(params, interface.with_maps(out, m)), interface.maps_of(out))
     cot = jax.nn.one_hot(t_true, y.shape[-1], dtype=y.dtype)
     if contrast:
         cot = cot - jax.nn.one_hot(t_foil, y.shape[-1], dtype=y.dtype)
-    (grads,) = pullback(cot)                                       # d y_c / d A, (N, h, w, K)
+    (grads,) = pullback(cot)                                       # d y_c / d A, the carry held fixed
+    # tokens: activations and gradients take the same reshape to (N, h, w, K), as pytorch-grad-cam's
+    # reshape_transform does; the prefix tokens' gradients are left out with them
+    a, grads = (_grid(v, tokens, images.shape[1:3]) for v in (interface.maps_of(out), grads))
     alpha = grads.mean(axis=(1, 2))                                # (N, K)
     raw = jnp.einsum("nhwk,nk->nhw", a, alpha, precision="highest")
     return _postprocess(raw, images.shape[1:3], relu, normalize, upsample)
 
 
-def cam(features, head, params, images, targets, *, relu=True, normalize=True, upsample=True, mesh=None):
+def cam(features, head, params, images, targets, *, relu=True, normalize=True, upsample=True, mesh=None,
+        tokens=None):
     """CAM (Zhou et al., CVPR 2016): ``sum_k W[k, c] A_k``, bias left out.
 
     Args:
@@ -222,6 +180,11 @@ def cam(features, head, params, images, targets, *, relu=True, normalize=True, u
       relu, normalize, upsample: post-processing steps (module docstring).
       mesh: a 1-D ``jax.sharding.Mesh`` to split the images over (default:
         all visible devices; see :mod:`ferjax.plumbing.devices`).
+      tokens: for features of shape (N, T, K): a
+        :class:`ferjax.networks.interface.Tokens` (grid and prefix tokens;
+        default: derived from T and the image size), or a function of the
+        (N, T, K) array giving (N, h, w, K) (pytorch-grad-cam's
+        ``reshape_transform``, in NHWC).
 
     Returns:
       (N, H, W) maps (or (N, h, w) with ``upsample=False``).
@@ -234,18 +197,20 @@ def cam(features, head, params, images, targets, *, relu=True, normalize=True, u
     t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
     n, params, images, t_true, t_foil = devices.split_batch(mesh, params, images, t_true, t_foil)
     maps, errors, scales, gap = _cam_checked(features, interface.as_head(head), params, images, t_true, t_foil,
-                                             contrast, relu, normalize, upsample)
-    _raise_unless_affine(errors, scales, gap)
+                                             contrast, relu, normalize, upsample, tokens)
+    heads.raise_unless_affine(errors, scales, gap)
     return maps[:n]
 
 
 def gradcam(features, head, params, images, targets, *, relu=True, normalize=True, upsample=True, mesh=None,
-            fast_gradients=True):
+            fast_gradients=True, tokens=None):
     """GradCAM (Selvaraju et al., ICCV 2017): ``ReLU(sum_k alpha_k A_k)``.
 
     ``alpha_k`` is the spatial mean of ``d y_c / d A_k``; for a (true, foil)
-    pair, ``y_c = y_true - y_foil``. Any head works. Arguments (``mesh``
-    included) and return as :func:`cam`; ``relu=False`` gives the signed map;
+    pair, ``y_c = y_true - y_foil``. Any head works, one that also reads
+    values carried across the cut too (:class:`ferjax.networks.interface.Cut`;
+    they are held fixed). Arguments (``mesh`` and ``tokens`` included) and
+    return as :func:`cam`; ``relu=False`` gives the signed map;
     ``fast_gradients=False`` keeps the network's convolutions as they are
     (:func:`ferjax.networks.rewrite.fast_gradients`; the maps are the same).
     """
@@ -253,4 +218,4 @@ def gradcam(features, head, params, images, targets, *, relu=True, normalize=Tru
     t_true, t_foil, contrast = _split_targets(targets, images.shape[0])
     n, params, images, t_true, t_foil = devices.split_batch(mesh, params, images, t_true, t_foil)
     return _gradcam_maps(features, interface.as_head(head), params, images, t_true, t_foil, contrast,
-                         relu, normalize, upsample, bool(fast_gradients))[:n]
+                         relu, normalize, upsample, bool(fast_gradients), tokens)[:n]

@@ -107,8 +107,9 @@ def sanity_checks(network, images, index, attributions, ep_settings, ground_trut
     pointing = None
     if ground_truth is not None:
         intensities, au_regions = ground_truth
-        side = int(attributions["gradcam_true"].shape[-1])
-        regions = sanity.expression_regions(au_regions, intensities, true, size=side)
+        hw = attributions["gradcam_true"].shape[-2:]
+        side = (hw[0] + hw[1]) / 2   # the tolerance scales with the map's mean side (non-square networks)
+        regions = sanity.expression_regions(au_regions, intensities, true, size=hw)
         has = regions.any((1, 2))
         keep = correct & has
         rows, labels = np.flatnonzero(keep), true[keep]
@@ -177,9 +178,14 @@ def sanity_text(checks) -> str:
     lines.append(f"model randomisation (Spearman with the trained network's maps, mean over images and "
                  f"{rnd['draws']} random draws [range over draws]; cascading head -> all):")
     for name, levels in rnd["methods"].items():
-        parts = [f"{lvl} {v['spearman']:.3f} [{min(v['draws']):.2f}, {max(v['draws']):.2f}]"
-                 + (f" ({v['constant']} constant maps left out)" if v["constant"] else "") for lvl, v in levels.items()]
-        worst = max(v["spearman"] for v in levels.values())
+        def rho(v):
+            draws = [d for d in v["draws"] if d is not None]
+            if v["spearman"] is None:
+                return "n/a (every map constant)"
+            return f"{v['spearman']:.3f} [{min(draws):.2f}, {max(draws):.2f}]"
+        parts = [f"{lvl} {rho(v)}" + (f" ({v['constant']} constant maps left out)" if v["constant"] else "")
+                 for lvl, v in levels.items()]
+        worst = max((v["spearman"] for v in levels.values() if v["spearman"] is not None), default=0.0)
         lines.append(f"  {name:18s} " + ", ".join(parts) + ("" if worst < 0.5 else "  (not below 0.5)"))
     return "\n".join(lines)
 

@@ -8,19 +8,12 @@ iterations, the areas as one batch, ``lax.map`` over each device's images).
 
 For an image x and a target area a, find a smooth mask m in [0, 1]^{H x W}:
 
-* **Blur pyramid** (L = ``num_levels`` levels): ``P_l = g_{s_l} * x`` with
-  ``s_l = max_blur (1 - l / (L - 1))`` (level L-1 is x itself), ``g_s`` the
-  separable Gaussian ``exp(-i^2 / (sqrt(2) s + eps)^2)``, ``i in [-ceil(4s),
-  ceil(4s)]``, normalised to sum 1, zero padding (applied as banded matrices).
-* **Perturbed image**: ``x_m = (1 - f) P_k + f P_{min(k+1, L-1)}`` with
-  ``m (L-1) = k + f``, k integer (m = 1 keeps x, m = 0 blurs it fully).
-* **Mask generator**: parameters ``p`` on a grid of stride ``step`` (``ceil(H /
-  step)`` x ``ceil(W / step)``), initialised to ones. Each output pixel u takes the
-  smooth max over the (2r+1)^2 grid points j near it of ``p_j k(|u - c_j| / sigma)``
-  with ``k(z) = exp(-2 max(z - 1/2, 0)^2)``, ``r = 1 + ceil(sigma / step)``;
-  smooth max ``smax(v) = sum_j v_j softmax(20 v)_j`` (coldness 20); then clamp to
-  [0, 1]. The mask is produced on a canvas padded by a margin of ``sigma``
-  pixels on each side; the crop is the image-sized mask.
+* **Perturbed image** ``x_m``: the image blurred where the mask m is 0 and
+  kept where it is 1, by interpolating in a Gaussian blur pyramid; the mask
+  is the smooth max of parameters ``p`` on a grid of stride ``step`` (``ceil(H
+  / step)`` x ``ceil(W / step)``, initialised to ones) under kernels of width
+  ``sigma``, on a canvas padded by ``sigma``: :mod:`ferjax.explain.masks`
+  gives the equations.
 * **Energy** (maximised) at iteration t:
   ``E = R(x_m) - lambda_t mean_i (sort(m_full)_i - r_i)^2``, with
   ``lambda_t = 300 * 1.0035^t``, ``m_full`` the padded mask and ``r`` the
@@ -40,11 +33,11 @@ iteration than a literal port on a 2-core CPU):
 
 * the sorted-reference loss is ``(sum m^2 - 2 S_top + n_1) / M`` with ``S_top``
   the sum of the ``n_1`` largest mask values, found by a radix select instead
-  of a sort (:func:`_area_loss`); pixels tied at the threshold share its
+  of a sort (:func:`ferjax.explain.masks.area_loss`); pixels tied at the threshold share its
   gradient evenly, where a sort would order them arbitrarily (PyTorch's CPU
   sort is not stable);
 * the smooth max-convolution runs on (grid point, sub-pixel, cell) blocks
-  with a hand-written backward pass (:func:`_smooth_max`): no gathers;
+  with a hand-written backward pass (:mod:`ferjax.explain.masks`): no gathers;
 * the network's convolutions take their input gradient as a forward
   convolution (:mod:`ferjax.networks.conv`; :mod:`ferjax.networks.rewrite` gives any network's
   convolutions that rule);
@@ -78,43 +71,9 @@ REWARDS = ("score", "contrastive")
 LR, MOMENTUM, DAMPENING, REGUL_WEIGHT, REGUL_GROWTH = 0.01, 0.9, 0.9, 300.0, 1.0035
 FAST_LR_ITERS = 0.8  # fast preset: peak lr x max_iter (Nesterov's steps are ~10 lr g: TorchRay's 0.01 x 800)
 FAST_HOLD = 0.25     # fast preset: fraction of the iterations at the peak lr before the cosine decay
-
-
-def _top_sum(x, k):
-    """Sum of the k largest entries of non-negative x (flat), k >= 1 (traced ok).
-
-    The k-th largest value tau comes from a radix select on the float32 bit
-    patterns (order-preserving for x >= 0): 31 counting passes instead of a
-    sort. The gradient is 1 on the entries above tau; the entries tied at tau
-    share the remaining ``k - #above`` equally (the symmetric subgradient).
-    """
-    bits = lax.bitcast_convert_type(x + 0.0, jnp.int32)  # + 0.0 turns -0.0 into +0.0
-
-    def bit(b, prefix):
-        cand = prefix | (1 << (30 - b))
-        return jnp.where((bits >= cand).sum() >= k, cand, prefix)
-
-    tau = lax.bitcast_convert_type(lax.fori_loop(0, 31, bit, jnp.int32(0), unroll=True), jnp.float32)
-    above, tied = x > tau, x == tau
-    # Ties matter: at TorchRay's start (p = 1) most mask pixels are exactly 1.
-    # A sort hands the reference's ones to the tied pixels in its own order
-    # (a stable sort: the last rows of the mask; PyTorch's CPU sort, which is
-    # not stable, a scrambled order), which favours some image regions over
-    # others. Sharing them evenly favours none, and on the FER network it
-    # follows TorchRay's masks more closely than the stable order (Pearson
-    # 0.95 against 0.83 over 24 stimuli).
-    weight = above + tied * (k - above.sum()) / jnp.maximum(tied.sum(), 1)
-    return (lax.stop_gradient(weight) * x).sum()
-
-
-def _area_loss(full, n_ones):
-    """TorchRay's ``mean((sort(m) - r)^2)``, r = n0 zeros then ``n_ones`` ones.
-
-    Equal to ``(sum m^2 - 2 * (sum of the n_ones largest m) + n_ones) / M``.
-    """
-    x = full.ravel()
-    top = jnp.where(n_ones > 0, _top_sum(x, jnp.maximum(n_ones, 1)), 0.0)
-    return (jnp.sum(x * x) - 2 * top + n_ones) / x.size
+# iterations by default: TorchRay's 800; the fast preset's median reward first reached TorchRay's 800-iteration
+# reward at 120 (48 stimuli, benchmarks/attribution_speed.md)
+MAX_ITER = {"faithful": 800, "fast": 120}
 
 
 def _schedule(max_iter, fast):
@@ -178,7 +137,7 @@ def _ep(features, head, params, images, t_true, t_foil, contrast, *, areas, vari
             x = jnp.where(flip, x[:, :, ::-1], x)
             s = score(x, tt, tf, contrast)
             r = s if variant == "preserve" else -s if variant == "delete" else s[:n_areas] - s[n_areas:]
-            regul = -jax.vmap(_area_loss)(full, n_ones) * lam
+            regul = -jax.vmap(masks.area_loss)(full, n_ones) * lam
             return (r + regul).sum(), (crop, r)
 
         def body(carry, xs):
@@ -216,7 +175,7 @@ def _ep(features, head, params, images, t_true, t_foil, contrast, *, areas, vari
 
 
 def extremal_perturbation(features, head, params, images, targets, *, areas=(0.1,),
-                          variant="preserve", perturbation="blur", max_iter=800, step=7,
+                          variant="preserve", perturbation="blur", max_iter=None, step=7,
                           sigma=21, num_levels=8, max_blur=20, jitter=True, reward="score",
                           scale_to=None, preset="faithful", mesh=None, fast_gradients=True):
     """Extremal perturbation masks (Fong, Patrick & Vedaldi, ICCV 2019).
@@ -230,7 +189,9 @@ def extremal_perturbation(features, head, params, images, targets, *, areas=(0.1
       areas: target mask areas (fractions of the padded mask that are 1).
       variant: "preserve", "delete" or "dual" (module docstring).
       perturbation: "blur" (Gaussian pyramid) or "fade" (to black).
-      max_iter, step, sigma, num_levels, max_blur, jitter: as TorchRay.
+      max_iter: iterations; default 800 (TorchRay's) with the faithful preset,
+        120 with the fast one (:data:`MAX_ITER`).
+      step, sigma, num_levels, max_blur, jitter: as TorchRay.
       reward: "score" (the target's raw logit, TorchRay's simple_reward) or
         "contrastive" (``y_c - max_{c' != c} y_c'``, TorchRay's contrastive_reward;
         class targets only).
@@ -249,14 +210,12 @@ def extremal_perturbation(features, head, params, images, targets, *, areas=(0.1
         constant first quarter sets about half of each mask exactly to 0
         (51% of the pixels at 20 iterations on 96 stimuli, against 14% with a
         decay from the start, whose masks also failed the model-randomisation
-        check: Spearman ~0.6 with a re-initialised head). Its reward against TorchRay's 800 iterations is measured in
-        ``benchmarks/attribution_speed.md``. An earlier Adam version
-        normalised the gradient's magnitudes away, chased faint border
-        gradients and left a ~0.02 background in every mask.
+        check: Spearman ~0.6 with a re-initialised head). Its reward against
+        TorchRay's 800 iterations: ``benchmarks/attribution_speed.md``.
 
       mesh: a 1-D ``jax.sharding.Mesh`` to split the images over (default: all
-        visible devices; on CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``
-        makes one device per core, which runs the images in parallel streams).
+        visible devices; on CPU ferjax makes one device per core by default,
+        which runs the images in parallel streams: :mod:`ferjax.plumbing.devices`).
       fast_gradients: rewrite the network's convolutions so that their input
         gradients are forward convolutions (:func:`ferjax.networks.rewrite.fast_gradients`;
         the same function, faster on XLA:CPU); False keeps them as they are.
@@ -287,8 +246,9 @@ def extremal_perturbation(features, head, params, images, targets, *, areas=(0.1
     if scale_to is not None:
         s = min(images.shape[1:3]) / float(scale_to)
         step, sigma = max(1, int(round(step * s))), float(sigma) * s
-    if preset not in ("faithful", "fast"):
+    if preset not in MAX_ITER:
         raise ValueError(f"preset must be 'faithful' or 'fast', got {preset!r}")
+    max_iter = MAX_ITER[preset] if max_iter is None else max_iter
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be at least 1, got {max_iter}")
     # images are independent: split over the devices, parameters replicated

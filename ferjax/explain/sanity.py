@@ -51,7 +51,7 @@ def expression_regions(regions, intensities, labels, *, size=None):
     labels: (N,) classes. An AU counts when it is in the class's EMFACS
     prototype (``render.PROTOTYPES``) and active (intensity > 0); AUs leaked in
     from other classes do not. Neutral faces have no AU, so an empty region.
-    With ``size`` the masks are resampled (nearest pixel centre) to size x size.
+    With ``size`` (a side, or (H, W)) the masks are resampled (nearest pixel centre) to it.
     """
     regions, intensities, labels = np.asarray(regions, bool), np.asarray(intensities), np.asarray(labels)
     if regions.ndim != 4 or regions.shape[:2] != intensities.shape or labels.shape != regions.shape[:1] \
@@ -63,9 +63,10 @@ def expression_regions(regions, intensities, labels, *, size=None):
         proto[c, [expressions.AU_INDEX[au] for au in expressions.PROTOTYPES[name]]] = True
     use = proto[labels] & (intensities > 0)                               # (N, AUs)
     out = (regions & use[:, :, None, None]).any(1)
-    if size is not None and tuple(out.shape[1:]) != (size, size):
-        rows = ((np.arange(size) + 0.5) * out.shape[1] / size).astype(int)
-        cols = ((np.arange(size) + 0.5) * out.shape[2] / size).astype(int)
+    hw = None if size is None else (size, size) if np.ndim(size) == 0 else tuple(size)
+    if hw is not None and tuple(out.shape[1:]) != hw:
+        rows = ((np.arange(hw[0]) + 0.5) * out.shape[1] / hw[0]).astype(int)
+        cols = ((np.arange(hw[1]) + 0.5) * out.shape[2] / hw[1]).astype(int)
         out = out[:, rows][:, :, cols]
     return out
 
@@ -174,7 +175,8 @@ def randomization_test(explain, params, randomized):
     draws of the mean rho over maps, "draws": [mean rho of each draw],
     "maps": maps per draw, "constant": pairs left out because one map is
     constant (rho undefined)}}}``. A method that passes the check has a low
-    mean; identical parameters give 1.
+    mean; identical parameters give 1. A draw whose maps are all constant
+    has no rho (None), and a level with no defined draw has none either.
     """
     out = {}
     for method, fn in explain.items():
@@ -187,8 +189,9 @@ def randomization_test(explain, params, randomized):
             for p in draws:
                 rho = rank_similarity(reference, np.asarray(fn(p))).ravel()
                 ok = rho[np.isfinite(rho)]
-                means.append(float(ok.mean()) if len(ok) else float("nan"))
+                means.append(float(ok.mean()) if len(ok) else None)   # None: every map constant (a dead network)
                 constant += int(rho.size - len(ok))
-            out[method][level] = {"spearman": float(np.mean(means)), "draws": means, "maps": int(rho.size),
-                                  "constant": constant}
+            defined = [m for m in means if m is not None]
+            out[method][level] = {"spearman": float(np.mean(defined)) if defined else None, "draws": means,
+                                  "maps": int(rho.size), "constant": constant}
     return out

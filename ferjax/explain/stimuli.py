@@ -15,6 +15,7 @@ import numpy as np
 
 from ferjax.explain import activation
 from ferjax.explain.perturbation import extremal_perturbation
+from ferjax.networks import interface
 from ferjax.plumbing import distributed
 
 
@@ -34,7 +35,7 @@ def explain_stimuli(network, load, n, parts, *, areas, variant, max_iter, step, 
     :func:`ferjax.explain.perturbation.extremal_perturbation`.
     """
     params, features, head, spec = network
-    size, images_read = spec["size"], 0
+    hw, images_read = interface.input_hw(spec), 0
     result, cam_note = {}, None
     methods = [("cam", activation.cam), ("gradcam", activation.gradcam)]
     for k, rows_k, t_k, f_k in parts:
@@ -58,13 +59,13 @@ def explain_stimuli(network, load, n, parts, *, areas, variant, max_iter, step, 
                         cam_note = str(err)   # a head CAM cannot use: CAM is left out, the others go on
                         methods = [m for m in methods if m[0] != "cam"]
                         continue
-                    result.setdefault(f"{method}_{name}", np.zeros((n, size, size), np.float32))[rows] = maps
+                    result.setdefault(f"{method}_{name}", np.zeros((n, *hw), np.float32))[rows] = maps
                 if name not in ep_targets:
                     continue
                 ep = extremal_perturbation(
                     features, head, p, x, tgt, areas=areas, variant=variant, max_iter=max_iter,
                     step=step, sigma=sigma, jitter=jitter, scale_to=scale_to, preset=preset)
-                result.setdefault(f"ep_{name}", np.zeros((n, len(areas), size, size), np.float32))[rows] = \
+                result.setdefault(f"ep_{name}", np.zeros((n, len(areas), *hw), np.float32))[rows] = \
                     distributed.to_host(ep["masks"])[:b]
                 for key in ("reward", "area"):
                     result.setdefault(f"ep_{name}_{key}", np.zeros((n, len(areas)), np.float32))[rows] = \

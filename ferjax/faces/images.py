@@ -32,20 +32,24 @@ def read_stimuli(stimuli_dir, filenames, channels: int) -> np.ndarray:
     return images if channels == 3 else images[..., None]
 
 
-def resize(batch, size: int) -> np.ndarray:
-    """Antialiased bilinear resize of a batch (N, H, W[, C]) to (N, size, size[, C]), float32.
+def resize(batch, size) -> np.ndarray:
+    """Antialiased bilinear resize of a batch (N, H, W[, C]) to (N, size, size[, C]), float32; ``size`` may be
+    (height, width).
 
     ``jax.image.resize(..., "linear", antialias=True)``: downsampling averages
     over each output pixel's footprint instead of sampling it. Axes already at
     ``size`` are left as they are.
     """
     batch = np.asarray(batch, np.float32)
-    return np.asarray(jax.image.resize(batch, (batch.shape[0], size, size, *batch.shape[3:]), "linear",
+    hw = (size, size) if np.ndim(size) == 0 else tuple(size)
+    return np.asarray(jax.image.resize(batch, (batch.shape[0], *hw, *batch.shape[3:]), "linear",
                                        antialias=True))
 
 
-def to_model_input(images, size: int, channels: int) -> np.ndarray:
-    """Display-frame images (N, S, S, C) in [0, 1] -> a network's input (N, size, size, channels)."""
+def to_model_input(images, size, channels: int) -> np.ndarray:
+    """Display-frame images (N, S, S, C) in [0, 1] -> a network's input (N, size, size, channels), or (N, H, W,
+    channels) for ``size`` (H, W) (a square face squeezed to the network's aspect, as its maps are stretched
+    back)."""
     return resize(display.grayscale(images) if channels == 1 else images, size)
 
 

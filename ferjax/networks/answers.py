@@ -78,8 +78,8 @@ def seen_answers(params, features, head, spec, shown, trials, clicks, stimulus_r
     ``stimulus_rows`` (T,) the stimulus of each trial; the reveal masks come
     from the clicks (:func:`ferjax.people.clickmaps.trial_masks`).
     """
-    size, channels = spec["size"], spec["channels"]
-    inputs = np.zeros((len(trials), size, size, channels), np.float32)
+    size, channels = interface.input_hw(spec), spec["channels"]
+    inputs = np.zeros((len(trials), *size, channels), np.float32)
     for rows, masks in clickmaps.trial_masks(trials, clicks, size=shown.shape[1]):
         inputs[rows] = images.to_model_input(np.asarray(display.seen(shown[stimulus_rows[rows]], masks)), size,
                                              channels)

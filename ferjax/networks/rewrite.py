@@ -1,145 +1,232 @@
-"""Make any network's convolutions take ferjax's fast input-gradient rules.
+"""Make any network's convolutions take ferjax's fast gradient rules, wherever they sit.
 
-:mod:`ferjax.networks.conv` gives the networks of :mod:`ferjax.networks.cnn` convolutions
-whose input gradient is a forward convolution (XLA:CPU's own transposed
-convolution ran ~6x slower inside Extremal Perturbation's loop).
-:func:`fast_gradients` carries that over to a network ferjax did not build:
-it traces the function to a jaxpr and evaluates it again with every 2-D
-``conv_general_dilated`` replaced:
+:mod:`ferjax.networks.conv` writes a convolution's input gradient as a forward
+convolution (XLA:CPU's own transpose ran ~6x slower inside Extremal
+Perturbation's loop). :func:`fast_gradients` carries that over to a network
+ferjax did not build: it traces the function to a jaxpr and evaluates it again
+with every 2-D ``conv_general_dilated`` replaced:
 
-* a dense convolution in any layout (NCHW/OIHW from PyTorch, NHWC/HWIO from
-  Flax and Keras) is transposed to NHWC/HWIO around ferjax's rule; XLA folds
-  the transposes of consecutive layers into one another;
-* a depthwise convolution (``feature_group_count`` = input channels, as in
-  Keras' SeparableConv2D and MobileNets) becomes a sum over the k_h k_w taps
-  of shifted, strided slices times the tap's per-channel weights:
-  ``y[n, i, j, c m] = sum_{a,b} x_pad[n, s i + a, s j + b, c] w[a, b, c m]``,
-  elementwise work that XLA:CPU runs ~30x faster than its grouped convolution,
-  forward and backward;
+* **dense** (any layout: NCHW/OIHW from PyTorch, NHWC/HWIO from Flax and
+  Keras): transposed to NHWC/HWIO around :func:`ferjax.networks.conv.fast_conv`
+  (XLA folds the transposes of consecutive layers into one another);
+* **depthwise** (``feature_group_count`` = input channels: MobileNets,
+  EfficientNets, ConvNeXt, Keras' SeparableConv2D): a sum over the k_h k_w
+  taps of shifted, strided slices times the tap's per-channel weights,
+  ``y[n, i, j, c m] = sum_{a,b} x_pad[n, s i + a, s j + b, c] w[a, b, c m]``
+  (:func:`ferjax.networks.conv.depthwise`), elementwise work that XLA:CPU runs
+  ~30x faster than its grouped convolution;
 * anything else (dilated or grouped kernels, transposed convolutions, other
-  element types) stays as it was.
+  element types, paddings outside ``[0, kernel)``) stays XLA's, and one
+  :class:`RewriteWarning` per trace names each such convolution and why.
 
-Every other operation is re-bound unchanged (nested ``jit`` calls are
-inlined), so the result is the same function: the tests compare outputs and
-gradients with the original.
+The pass descends into every higher-order primitive and binds it again
+through JAX's public API, so that JAX traces the rewritten body in its own
+context (axis names, loop carries):
+
+=========================================  ==============================================
+primitive                                  rebound as
+=========================================  ==============================================
+``jit``, ``closed_call``, ``core_call``    inlined
+``scan`` (and ``fori_loop``), ``while``    ``lax.scan``, ``lax.while_loop``
+``cond``                                   ``lax.switch``
+``remat2`` (``jax.checkpoint``)            ``jax.checkpoint`` with its policy
+``shard_map``                              ``jax.shard_map`` with its mesh and specs
+``custom_vjp_call``                        the primal rewritten; the user's bwd kept, and
+                                           itself evaluated by this pass
+=========================================  ==============================================
+
+A ``custom_jvp`` function is left as it is: its derivative is its own rule,
+and JAX inlines the primal of any custom rule nested in that rule when it
+linearises it, so no rewrite can reach the rule's convolutions; each is
+named in the warning. An equation with no convolution inside is bound
+unchanged (``jax.nn.relu`` is a custom_jvp; ``jit`` boundaries stay).
+
+:func:`count` is this same pass run abstractly (``jax.eval_shape``), so it
+reports what :func:`fast_gradients` does. The result is the same function:
+the tests compare outputs, gradients and ``jax.jvp`` with the original.
+``fast_gradients`` must be the outermost transformation of the ones that
+differentiate: ``jax.vmap`` of a derivative of a rewritten function fails
+(``linear_call`` has no batching rule; :mod:`ferjax.networks.conv`).
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.extend import core
+from jax.extend import linear_util as lu
 
 from ferjax.networks import conv
 
-_CALLS = ("pjit", "jit", "closed_call", "core_call")
+CONV = core.primitives.conv_general_dilated_p
+_INLINE = ("jit", "pjit", "closed_call", "core_call", "call")
+KINDS = ("dense", "depthwise", "kept")
+
+
+class RewriteWarning(UserWarning):
+    """Convolutions that keep XLA's own gradient, each with the reason."""
 
 
 def fast_gradients(fn):
     """``fn(*args)`` with the same outputs, its 2-D convolutions rewritten (module docstring)."""
     @functools.wraps(fn)
     def wrapped(*args):
-        closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
-        out = _eval(closed.jaxpr, closed.consts, *jax.tree.leaves(args))
-        return jax.tree.unflatten(jax.tree.structure(shape), out)
+        return _Pass().run(fn, args)
     return wrapped
 
 
 def count(fn, *args) -> dict:
-    """How many convolutions of ``fn`` at ``args`` each rule takes: ``{"dense": n, "depthwise": n, "kept": n}``."""
-    tally = {"dense": 0, "depthwise": 0, "kept": 0}
+    """How :func:`fast_gradients` treats the convolutions of ``fn`` at ``args``: ``{"dense": n, "depthwise": n,
+    "kept": n}`` (a loop body's convolution counts once; a custom_vjp's primal counts, its bwd is rewritten
+    when the gradient is taken)."""
+    p = _Pass(warn=False)
+    jax.eval_shape(lambda *a: p.run(fn, a), *args)
+    return {kind: sum(k == kind for k in p.seen.values()) for kind in KINDS}
 
-    def walk(jaxpr):
+
+def _jaxprs(params):
+    return core.jaxprs_in_params(params)
+
+
+def _convs(params) -> int:
+    """Convolutions inside an equation's sub-jaxprs, at any depth."""
+    return sum((e.primitive is CONV) + _convs(e.params) for j in _jaxprs(params) for e in j.eqns)
+
+
+def _closed(j):
+    return (j.jaxpr, j.consts) if isinstance(j, core.ClosedJaxpr) else (j, ())
+
+
+class _Pass:
+    def __init__(self, warn=True):
+        self.warn, self.path = warn, ()
+        self.seen, self.kept = {}, {}   # (call path, id(eqn)) -> kind / why: a body traced twice counts once
+
+    def run(self, fn, args):
+        closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        out = self.eval(closed.jaxpr, closed.consts, *jax.tree.leaves(args))
+        if self.kept and self.warn:
+            warnings.warn(f"ferjax.networks.rewrite: {len(self.kept)} convolution(s) keep XLA's own gradient: "
+                          + "; ".join(sorted(set(self.kept.values()))), RewriteWarning, stacklevel=3)
+            self.kept = {}
+        return jax.tree.unflatten(jax.tree.structure(shape), out)
+
+    def eval(self, jaxpr, consts, *args):
+        env = dict(zip(jaxpr.constvars, consts))
+        env.update(zip(jaxpr.invars, args))
+        read = lambda v: v.val if isinstance(v, core.Literal) else env[v]   # noqa: E731
         for eqn in jaxpr.eqns:
-            if eqn.primitive is core.primitives.conv_general_dilated_p:
-                tally[_kind(eqn.invars[0].aval.shape, eqn.invars[1].aval.shape, **eqn.params)] += 1
-            for sub in core.jaxprs_in_params(eqn.params):
-                walk(sub)
-    walk(jax.make_jaxpr(fn)(*args).jaxpr)
-    return tally
+            env.update(zip(eqn.outvars, self.eqn(eqn, [read(v) for v in eqn.invars])))
+        return [read(v) for v in jaxpr.outvars]
+
+    def sub(self, eqn, jaxpr, consts=()):
+        """A sub-jaxpr as a Python function evaluated by this pass (the call path extended by ``eqn``)."""
+        def fn(*args):
+            saved, self.path = self.path, self.path + (id(eqn),)
+            try:
+                return self.eval(jaxpr, consts, *args)
+            finally:
+                self.path = saved
+        return fn
+
+    def eqn(self, eqn, args):
+        prim, params, name = eqn.primitive, eqn.params, eqn.primitive.name
+        if prim is CONV:
+            return [self.conv(eqn, *args, **params)]
+        if not _convs(params):
+            return _bind(eqn, args)
+        if name in _INLINE:
+            return self.sub(eqn, *_closed(params.get("jaxpr", params.get("call_jaxpr"))))(*args)
+        if name == "scan":
+            nc, nk = params["num_consts"], params["num_carry"]
+            body = self.sub(eqn, *_closed(params["jaxpr"]))
+
+            def step(carry, x):
+                out = body(*args[:nc], *carry, *x)
+                return out[:nk], out[nk:]
+            carry, ys = lax.scan(step, list(args[nc:nc + nk]), list(args[nc + nk:]), length=params["length"],
+                                 reverse=params["reverse"], unroll=params["unroll"])
+            return [*carry, *ys]
+        if name == "while":
+            cn, bn = params["cond_nconsts"], params["body_nconsts"]
+            cond, body = self.sub(eqn, *_closed(params["cond_jaxpr"])), self.sub(eqn, *_closed(params["body_jaxpr"]))
+            return lax.while_loop(lambda c: cond(*args[:cn], *c)[0], lambda c: body(*args[cn:cn + bn], *c),
+                                  list(args[cn + bn:]))
+        if name == "cond":
+            branches = [self.sub(eqn, *_closed(b)) for b in params["branches"]]
+            return lax.switch(args[0], branches, *args[1:])
+        if name == "remat2":
+            body = self.sub(eqn, *_closed(params["jaxpr"]))
+            return jax.checkpoint(body, prevent_cse=params["prevent_cse"], policy=params["policy"])(*args)
+        if name == "shard_map":
+            body = self.sub(eqn, *_closed(params["jaxpr"]))
+            return list(jax.shard_map(lambda *a: tuple(body(*a)), mesh=params["mesh"],
+                                      in_specs=tuple(params["in_specs"]), out_specs=tuple(params["out_specs"]),
+                                      axis_names=set(params["newly_manual_axes"]),
+                                      check_vma=params["check_vma"])(*args))
+        if name == "custom_vjp_call":
+            return self.custom_vjp(eqn, args)
+        if name == "custom_jvp_call" and _is_fast_conv(eqn):   # rewritten before: the same again
+            return self.sub(eqn, *_closed(params["call_jaxpr"]))(*args)
+        why = ("in a custom_jvp function, whose own rule gives its derivative" if name == "custom_jvp_call"
+               else f"inside {name!r}, which the rewrite does not enter")
+        for sub in _jaxprs(params):
+            self.keep_all(sub, why)
+        return _bind(eqn, args)
+
+    def keep_all(self, jaxpr, why):
+        for e in jaxpr.eqns:
+            if e.primitive is CONV:
+                self.seen[(self.path, id(e))] = "kept"
+                self.kept[(self.path, id(e))] = f"{why}: lhs {e.invars[0].aval.str_short()}"
+            for sub in _jaxprs(e.params):
+                self.keep_all(sub, why)
+
+    def custom_vjp(self, eqn, args):
+        bind = eqn.primitive.get_bind_params(eqn.params)
+        primal, fwd, bwd = bind.pop("subfuns")
+        body = self.sub(eqn, *_closed(eqn.params["call_jaxpr"]))
+        if getattr(bwd, "f", None) is conv._conv_bwd:   # ferjax's own rule: fast_conv is the same, jvp-able
+            return body(*args)
+        if not eqn.params["symbolic_zeros"]:   # with symbolic zeros the bwd takes non-arrays: left as written
+            bwd = lu.wrap_init(functools.partial(_fast_bwd, bwd, _Pass(self.warn)), debug_info=bwd.debug_info)
+        primal = lu.wrap_init(body, debug_info=primal.debug_info)
+        return eqn.primitive.bind(*args, subfuns=(primal, fwd, bwd), **bind)
+
+    def conv(self, eqn, lhs, rhs, **params):
+        kind, why = conv.kind(lhs.shape, rhs.shape, **params)
+        key = (self.path, id(eqn))
+        self.seen[key] = kind
+        if kind == "kept":
+            self.kept[key] = f"{why}: lhs {tuple(lhs.shape)}, rhs {tuple(rhs.shape)}"
+            return CONV.bind(lhs, rhs, **params)
+        return conv.convolve(kind, lhs, rhs, **params)
 
 
-def _eval(jaxpr, consts, *args):
-    env = {}
-
-    def read(v):
-        return v.val if isinstance(v, core.Literal) else env[v]
-
-    for v, x in zip(jaxpr.constvars, consts):
-        env[v] = x
-    for v, x in zip(jaxpr.invars, args):
-        env[v] = x
-    for eqn in jaxpr.eqns:
-        invals = [read(v) for v in eqn.invars]
-        if eqn.primitive is core.primitives.conv_general_dilated_p:
-            outs = [_convolve(*invals, **eqn.params)]
-        elif eqn.primitive.name in _CALLS and isinstance(eqn.params.get("jaxpr"), core.ClosedJaxpr):
-            sub = eqn.params["jaxpr"]
-            outs = _eval(sub.jaxpr, sub.consts, *invals)
-        else:
-            outs = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(eqn.params))
-            if not eqn.primitive.multiple_results:
-                outs = [outs]
-        for v, x in zip(eqn.outvars, outs):
-            env[v] = x
-    return [read(v) for v in jaxpr.outvars]
+def _is_fast_conv(eqn) -> bool:
+    info = eqn.params["call_jaxpr"].jaxpr.debug_info
+    return getattr(info, "func_src_info", "").startswith(f"fast_conv at {conv.__file__}:")
 
 
-def _kind(lhs_shape, rhs_shape, *, window_strides, lhs_dilation, rhs_dilation, dimension_numbers,
-          feature_group_count, batch_group_count, preferred_element_type, **_):
-    """Which rule a convolution takes: "dense", "depthwise" or "kept"."""
-    ones = (1,) * len(window_strides)
-    if (len(lhs_shape) != 4 or tuple(lhs_dilation) != ones or tuple(rhs_dilation) != ones
-            or batch_group_count != 1 or preferred_element_type is not None):
-        return "kept"
-    if feature_group_count == 1:
-        return "dense"
-    channels = lhs_shape[dimension_numbers.lhs_spec[1]]
-    return "depthwise" if feature_group_count == channels else "kept"
+def _bind(eqn, args):
+    out = eqn.primitive.bind(*args, **eqn.primitive.get_bind_params(eqn.params))
+    return out if eqn.primitive.multiple_results else [out]
 
 
-def _convolve(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-              feature_group_count, batch_group_count, precision, preferred_element_type, **rest):
-    kind = _kind(lhs.shape, rhs.shape, window_strides=window_strides, lhs_dilation=lhs_dilation,
-                 rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                 feature_group_count=feature_group_count, batch_group_count=batch_group_count,
-                 preferred_element_type=preferred_element_type)
-    if kind == "kept" or any(v is not None for v in rest.values()):   # e.g. an explicit out_sharding
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                                        feature_group_count=feature_group_count,
-                                        batch_group_count=batch_group_count, precision=precision,
-                                        preferred_element_type=preferred_element_type, **rest)
-    lhs_spec, rhs_spec, out_spec = dimension_numbers
-    x = jnp.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))            # NHWC
-    w = jnp.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))            # HWIO
-    pads = tuple(tuple(int(v) for v in p) for p in padding)
-    if kind == "dense":
-        y = conv.conv_general_dilated(x, w, tuple(window_strides), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      precision=precision)
-    else:
-        y = _depthwise(x, w, tuple(window_strides), pads, precision)
-    back = np.argsort((out_spec[0], *out_spec[2:], out_spec[1]))
-    return jnp.transpose(y, back)
+def _fast_bwd(bwd, p, *args):
+    """A custom_vjp's bwd, evaluated by the pass: the convolutions it computes with (XLA's own transposes,
+    if it calls ``jax.vjp``) take the rewritten forms. Outputs that are symbolic zeros pass through."""
+    zeros = {}
 
+    def arrays_only(*a):
+        outs = bwd.call_wrapped(*a)
+        zeros.update({i: o for i, o in enumerate(outs) if not hasattr(o, "shape")})
+        return [o for o in outs if hasattr(o, "shape")]
 
-def _depthwise(x, w, strides, pads, precision):
-    """Depthwise convolution as a sum of shifted strided slices: x (N, H, W, C), w (kh, kw, 1, C M)."""
-    (kh, kw, _, out), (sh, sw), c = w.shape, strides, x.shape[-1]
-    mult = out // c
-    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    oh = (xp.shape[1] - kh) // sh + 1
-    ow = (xp.shape[2] - kw) // sw + 1
-    if mult > 1:   # output channel c m + k reads input channel c
-        xp = jnp.repeat(xp, mult, axis=-1)
-    taps = w[:, :, 0, :].astype(x.dtype)
-    y = None
-    for a in range(kh):
-        for b in range(kw):
-            part = xp[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw, :] * taps[a, b]
-            y = part if y is None else y + part
-    return y
+    closed = jax.make_jaxpr(arrays_only)(*args)
+    vals = iter(p.eval(closed.jaxpr, closed.consts, *args))
+    return [zeros[i] if i in zeros else next(vals) for i in range(len(closed.out_avals) + len(zeros))]

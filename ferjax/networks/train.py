@@ -92,7 +92,9 @@ def train(images, labels, val_images=None, val_labels=None, *, model="fine", mod
     """Train network ``model`` and return ``(params, history)``.
 
     ``batch_size`` images per step (per pair in ``one_vs_one``) must divide by
-    the mesh's device count. With ``checkpoint_dir``, saves (params, optimizer
+    the mesh's device count (without a mesh and with the automatic one CPU
+    device per core, the mesh takes the most devices that divide it:
+    :func:`ferjax.plumbing.devices.data_mesh`). With ``checkpoint_dir``, saves (params, optimizer
     state, step) every ``save_every`` steps and at the end, keeps the latest
     and the best by validation accuracy, and resumes from the latest.
     ``callback(step, metrics)`` runs after every step (raising stops the run).
@@ -113,7 +115,7 @@ def train(images, labels, val_images=None, val_labels=None, *, model="fine", mod
     if mode not in MODES or pair_map not in ("vmap", "map"):
         raise InputError("--mode", None, f"unknown mode {mode!r} or pair_map {pair_map!r}")
     images, labels = _check(images, labels, num_classes, "train")
-    mesh = devices.data_mesh(mesh)
+    mesh = devices.data_mesh(mesh, divides=max(batch_size, 0))
     if batch_size <= 0 or batch_size % mesh.size:
         raise InputError("--batch-size", None, f"{batch_size} does not divide by the {mesh.size} devices")
     ovo, n_pairs, key = mode == "one_vs_one", len(pairs(num_classes)), jax.random.key(seed)

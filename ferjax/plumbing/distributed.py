@@ -38,6 +38,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from ferjax.plumbing import devices
 from ferjax.plumbing.errors import InputError
 
 ENV = {"coordinator": "FERJAX_COORDINATOR", "num_processes": "FERJAX_NUM_PROCESSES",
@@ -71,6 +72,7 @@ def initialize(coordinator=None, num_processes=None, process_id=None, *, timeout
     if all(v in (None, "") for v in given.values()):
         if _cluster() is None:
             return False
+        devices.one_per_process()
         jax.distributed.initialize(**waits)
     else:
         missing = [k for k, v in given.items() if v in (None, "")]
@@ -85,6 +87,7 @@ def initialize(coordinator=None, num_processes=None, process_id=None, *, timeout
             raise InputError("--process-id", None, f"{index} is not in 0..{count - 1}")
         if count == 1:
             return False
+        devices.one_per_process()
         jax.distributed.initialize(str(given["coordinator"]), count, index,
                                    cluster_detection_method="deactivate", **waits)
     return jax.process_count() > 1

@@ -9,11 +9,13 @@ order, and ``labels`` maps it onto AffectNet's eight classes.
 
 * :mod:`~ferjax.networks.importers.keras`: Keras 3 on its JAX backend, ``.keras``
   files and legacy HDF5 (``pip install 'ferjax[keras]'``);
-* :mod:`~ferjax.networks.importers.torch`: a PyTorch ``nn.Module`` through torchax,
-  split with ``torch.fx`` (``pip install 'ferjax[torch]'`` and torch itself);
+* :mod:`~ferjax.networks.importers.torch`: a PyTorch ``nn.Module``, or a ``state_dict``
+  checkpoint and the model's class (:mod:`~ferjax.networks.importers.checkpoints`),
+  through torchax, cut with ``torch.fx`` where the user says
+  (:mod:`~ferjax.networks.importers.fx`) (``pip install 'ferjax[torch]'`` and torch itself);
 * :mod:`~ferjax.networks.importers.exported`: ferjax's own format, which any of them
   is saved in: the two functions serialised with ``jax.export`` (no Keras or
-  PyTorch needed to load them), the parameters as ``.npz``.
+  PyTorch needed to load them; lowered for CPU and CUDA), the parameters as ``.npz``.
 
 The libraries of the first two are optional extras, imported only when used.
 """
@@ -21,6 +23,8 @@ The libraries of the first two are optional extras, imported only when used.
 from __future__ import annotations
 
 import json
+
+import numpy as np
 
 from ferjax.plumbing.errors import InputError
 
@@ -57,9 +61,18 @@ def flatten(tree: dict, sep: str = "/", prefix: str = "") -> dict:
 
 
 def checked_labels(labels, num_outputs: int, where) -> list:
-    """The label map of a network with ``num_outputs`` outputs (identity if None), or a one-line InputError."""
+    """The label map of a network with ``num_outputs`` outputs, or a one-line InputError.
+
+    ``labels`` is a list, a name in :data:`LABEL_MAPS` (``"fer2013"``), or None:
+    outputs 0..N-1 are AffectNet's classes 0..N-1 (N <= 8).
+    """
     from ferjax.networks.interface import label_index
 
+    if labels is None and num_outputs > 8:
+        raise InputError(where, "labels", f"the network has {num_outputs} outputs, more than AffectNet's 8 classes",
+                         "say which output is which class: labels=[...], null for the others")
+    if isinstance(labels, str):
+        labels = parse_labels(labels, where)
     labels = list(range(num_outputs)) if labels is None else list(labels)
     try:
         label_index(labels, num_outputs)
@@ -68,7 +81,21 @@ def checked_labels(labels, num_outputs: int, where) -> list:
     return labels
 
 
-def parse_labels(text):
+def parse_size(size, where="--input-size") -> tuple:
+    """(H, W) of a network's input from a side (64), a pair ((64, 48)) or text ("64", "64x48", "64,48")."""
+    try:
+        if isinstance(size, str):
+            size = [int(v) for v in size.lower().replace("x", ",").split(",")]
+            size = size[0] if len(size) == 1 else size
+        hw = (int(size), int(size)) if np.ndim(size) == 0 else tuple(int(v) for v in size)
+    except (TypeError, ValueError):
+        hw = ()
+    if len(hw) != 2 or min(hw) < 1:
+        raise InputError(where, None, f"{size!r} is not an input size", "give a side (64) or HxW (64x48)")
+    return hw
+
+
+def parse_labels(text, where="--labels"):
     """A label map given as text: a name in :data:`LABEL_MAPS`, a JSON list, or empty (None)."""
     if text in (None, ""):
         return None
@@ -77,15 +104,17 @@ def parse_labels(text):
     try:
         labels = json.loads(text)
     except ValueError:
-        raise InputError("--labels", None, f"{text!r} is neither a named label map nor a JSON list",
+        raise InputError(where, None, f"{text!r} is neither a named label map nor a JSON list",
                          f"use one of {', '.join(LABEL_MAPS)} or e.g. [6, 5, 4, 1, 2, 3, 0]") from None
     if not isinstance(labels, list):
-        raise InputError("--labels", None, "must be a JSON list: the AffectNet class of each output, or null")
+        raise InputError(where, None, "must be a JSON list: the AffectNet class of each output, or null")
     return labels
 
 
-def load(source, file, layer, labels, mean, std, size, channels):
-    """The network in ``file``, read by the importer for ``source`` (keras, torch or exported)."""
+def load(source, file, layer, labels, mean, std, size, channels, model=None, model_kwargs=None, allow_pickle=False):
+    """The network in ``file``, read by the importer for ``source`` (keras, torch or exported); a torch
+    ``file`` is a state_dict of ``model`` (``package.module:Class``, with ``model_kwargs``), or with
+    ``allow_pickle`` a module saved whole."""
     if source == "exported":
         from ferjax.networks.importers import exported
 
@@ -102,4 +131,5 @@ def load(source, file, layer, labels, mean, std, size, channels):
                          "give --input-size and --input-channels")
     from ferjax.networks.importers import torch as torch_importer
 
-    return torch_importer.load(file, layer, size=size, channels=channels, labels=labels, mean=mean, std=std)
+    return torch_importer.load(file, layer, size=size, channels=channels, labels=labels, mean=mean, std=std,
+                               model=model, model_kwargs=model_kwargs, allow_pickle=allow_pickle)

@@ -10,9 +10,19 @@ A folder holding::
 Both functions are serialised with their first-order VJP (``vjp_order=1``:
 GradCAM and Extremal Perturbation need one gradient) and a symbolic batch
 size, after :func:`ferjax.networks.rewrite.fast_gradients` has given their
-convolutions ferjax's gradient rules. Each is traced on one example and
-vmapped over the batch, so that a converter which bakes the traced batch
-size into its shapes still exports a function of any batch. Loading needs neither Keras nor
+convolutions ferjax's gradient rules. If tracing with a symbolic batch fails,
+each is traced on one example and vmapped over the batch, so that a
+converter which bakes the traced batch size into its shapes still exports a
+function of any batch. Values carried across the cut
+(:class:`ferjax.networks.interface.Cut`) travel as further outputs of
+``features`` and inputs of ``head``.
+
+**Portable.** The functions are lowered for CPU and CUDA together
+(``jax.export``'s ``platforms``; ``model.json`` lists them), so a network
+imported on a laptop's CPU is explained on a cluster's GPUs; platform-specific
+kernels (LAPACK on CPU, cuSOLVER on GPU) are embedded for each. A function
+that cannot be lowered for CUDA (a CPU-only custom call) is exported for the
+platform it runs on, and the list says so. Loading needs neither Keras nor
 PyTorch, only JAX, and takes a fraction of a second where Keras's own
 loader compiles every layer's initialiser first.
 """
@@ -28,15 +38,30 @@ import numpy as np
 
 from ferjax.networks import rewrite
 from ferjax.networks.importers import flatten, nest
-from ferjax.networks.interface import Head, Network
+from ferjax.networks.interface import Cut, Head, Network, input_hw
 from ferjax.plumbing import files
 from ferjax.plumbing.errors import InputError
 
 FILES = ("model.json", "params.npz", "features.jaxexport", "head.jaxexport")
 
 
+PLATFORMS = ("cpu", "cuda")
+
+
+def _flat(net: Network):
+    """``features`` and ``head`` with a Cut as a tuple ``(maps, *carry)``, and the number carried."""
+    def features(p, x):
+        out = net.features(p, x)
+        return (out.maps, *out.carry) if isinstance(out, Cut) else (out,)
+
+    def head(p, maps, *carry):
+        return net.head(p, Cut(maps, carry) if carry else maps)
+    return features, head
+
+
 def export(net: Network):
-    """``(features, head)`` of ``net`` as serialised bytes (symbolic batch, first-order VJP).
+    """``(features, head, platforms)``: the two functions as serialised bytes (symbolic batch, first-order
+    VJP), and the platforms they were lowered for.
 
     Each function is exported as traced with a symbolic batch size; if that
     fails or disagrees with the original on batches of 1 and 3 (a converter
@@ -46,38 +71,49 @@ def export(net: Network):
     """
     from jax import export as jexport
 
-    spec = net.spec
     (batch,) = jexport.symbolic_shape("b")
     params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.asarray(a).dtype), net.params)
-    probe = jax.random.uniform(jax.random.PRNGKey(0), (3, spec["size"], spec["size"], spec["channels"]))
-    maps = net.features(net.params, probe)
-    blobs = []
-    for name, fn, x in (("features", net.features, probe), ("head", net.head, maps)):
-        arg = jax.ShapeDtypeStruct((batch, *x.shape[1:]), jnp.float32)
-        per_example = lambda p, xs, fn=fn: jax.vmap(lambda xi: fn(p, xi[None])[0])(xs)  # noqa: E731
-        want = np.asarray(fn(net.params, x))
+    probe = jax.random.uniform(jax.random.PRNGKey(0), (3, *input_hw(net.spec), net.spec["channels"]))
+    features, head = _flat(net)
+    maps = features(net.params, probe)
+    blobs, platforms = [], None
+    for name, fn, xs in (("features", features, (probe,)), ("head", head, maps)):
+        args = [jax.ShapeDtypeStruct((batch, *x.shape[1:]), x.dtype) for x in xs]
+        per_example = lambda p, *b, fn=fn: jax.vmap(lambda *e: _first(fn(p, *(v[None] for v in e))))(*b)  # noqa: E731
+        want = jax.tree.map(np.asarray, fn(net.params, *xs))
         for candidate in (fn, per_example):
-            try:
-                blob = jexport.export(jax.jit(rewrite.fast_gradients(candidate)))(params, arg).serialize(vjp_order=1)
-                call = jexport.deserialize(bytearray(blob)).call
-                ok = all(np.allclose(np.asarray(call(net.params, x[:k])), want[:k], rtol=1e-4, atol=1e-5)
-                         for k in (1, 3))
-            except Exception:   # noqa: BLE001 - any failure of this way of exporting: try the next
-                ok = False
+            for targets in (PLATFORMS, None):   # None: the platform it runs on
+                try:
+                    exp = jexport.export(jax.jit(rewrite.fast_gradients(candidate)), platforms=targets)(params, *args)
+                    blob = exp.serialize(vjp_order=1)
+                    call = jexport.deserialize(bytearray(blob)).call
+                    ok = all(np.allclose(np.asarray(g), np.asarray(w)[:k], rtol=1e-4, atol=1e-5)
+                             for k in (1, 3) for g, w in zip(jax.tree.leaves(call(net.params, *(x[:k] for x in xs))),
+                                                             jax.tree.leaves(want)))
+                except Exception:   # noqa: BLE001 - any failure of this way of exporting: try the next
+                    ok = False
+                if ok:
+                    break
             if ok:
                 blobs.append(blob)
+                platforms = sorted(set(platforms or exp.platforms) & set(exp.platforms))
                 break
         else:
             raise ValueError(f"the network's {name} function cannot be exported with a free batch size")
-    return tuple(blobs)
+    return (*blobs, platforms)
+
+
+def _first(out):
+    """One example's outputs without their batch axis."""
+    return jax.tree.map(lambda v: v[0], out)
 
 
 def save(folder, net: Network) -> None:
     """Write ``net`` in the exported format into ``folder`` (atomically: no partial folder on failure)."""
-    features, head = export(net)
+    features, head, platforms = export(net)
     with files.atomic_path(folder, directory=True) as tmp:
         files.write_json(tmp / "model.json", {**net.spec, "source_format": net.spec.get("source"),
-                                               "source": "exported"})
+                                               "source": "exported", "platforms": platforms})
         files.save_npz(tmp / "params.npz", **{k: np.asarray(v) for k, v in flatten(net.params).items()})
         (tmp / "features.jaxexport").write_bytes(features)
         (tmp / "head.jaxexport").write_bytes(head)
@@ -101,4 +137,14 @@ def load(folder) -> Network:
     except (OSError, ValueError, KeyError) as err:
         raise InputError(folder, None, f"cannot read the exported network ({err})",
                          "re-export it with ferjax's importers") from None
-    return Network(lambda p, x: features.call(p, x), Head(lambda p, a: head.call(p, a)), params, spec)
+
+    def features_fn(p, x):
+        out = features.call(p, x)   # (maps, *carry); a bare array from exports before the carry existed
+        if not isinstance(out, (tuple, list)):
+            return out
+        return Cut(out[0], tuple(out[1:])) if len(out) > 1 else out[0]
+
+    def head_fn(p, out):
+        return head.call(p, *((out.maps, *out.carry) if isinstance(out, Cut) else (out,)))
+
+    return Network(features_fn, Head(head_fn), params, spec)

@@ -6,9 +6,11 @@ splits the functional graph at ``layer`` into two Keras sub-models, and
 wraps each in ``stateless_call`` so that it becomes a pure JAX function of an
 explicit parameter dict (every variable, trainable or not, keyed by its
 path). BatchNormalization runs in inference mode on its moving statistics.
-If the model ends in a softmax (an ``Activation`` layer, or a last layer
-with ``activation="softmax"``) the head stops before it: the explanations
-are of the logits, as CAM, GradCAM and Extremal Perturbation define them.
+If the model ends in a softmax or log-softmax (an ``Activation`` or
+``Softmax`` layer, or a last layer with ``activation="softmax"``) the head
+stops before it, and the spec's ``logits`` says so: the explanations are of
+the logits, as CAM, GradCAM and Extremal Perturbation define them. Inputs of
+any (H, W) work.
 
 Keras must run on JAX: set ``KERAS_BACKEND=jax`` before anything imports
 Keras (ferjax sets it when it imports Keras first). ``pip install
@@ -40,9 +42,15 @@ def _keras(path):
     return keras
 
 
-def _is_softmax(layer, keras) -> bool:
+def _softmax(layer, keras):
+    """"softmax" or "log_softmax" if the layer ends in one (an activation, or a Softmax layer), else None."""
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
     act = getattr(layer, "activation", None)
-    return act is keras.activations.softmax or getattr(act, "__name__", "") == "softmax"
+    for kind in ("softmax", "log_softmax"):
+        if act is getattr(keras.activations, kind, None) or getattr(act, "__name__", "") == kind:
+            return kind
+    return None
 
 
 def _pure(model, keys):
@@ -100,8 +108,9 @@ def from_model(model, layer: str, *, labels=None, mean=0.0, std=1.0, where="mode
         raise InputError(path, f"layer {layer!r}", f"needs 4-D images and maps (N, H, W, C); got input {shape} "
                                                    f"and maps {tuple(split.shape)}")
     last, output = model.layers[-1], model.outputs[0]
-    if _is_softmax(last, keras):
-        if type(last).__name__ == "Activation":
+    dropped = _softmax(last, keras)
+    if dropped:
+        if type(last).__name__ in ("Activation", "Softmax"):
             output = last.input
         else:   # a layer with a built-in softmax: its logits, from the same weights
             last.activation = keras.activations.linear
@@ -117,10 +126,11 @@ def from_model(model, layer: str, *, labels=None, mean=0.0, std=1.0, where="mode
     mean = jnp.asarray(mean, jnp.float32)
     std = jnp.asarray(std, jnp.float32)
     num_outputs = int(output.shape[-1])
-    spec = {"source": "keras", "layer": layer, "size": int(shape[1]), "channels": int(shape[3]),
+    size = int(shape[1]) if shape[1] == shape[2] else [int(shape[1]), int(shape[2])]
+    spec = {"source": "keras", "layer": layer, "size": size, "channels": int(shape[3]),
             "num_outputs": num_outputs, "labels": checked_labels(labels, num_outputs, where),
             "mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
             "head_params": sorted({v.path.split("/")[0] for v in head_model.variables}),
-            "logits": "before the final softmax" if output is not model.outputs[0] else "the model's output"}
+            "logits": f"before the final {dropped} (left out)" if dropped else "the model's output"}
     return Network(lambda p, x: features_fn(flatten(p), (x - mean) / std),
                    Head(lambda p, a: head_fn(flatten(p), a)), nest(params), spec)
