@@ -42,7 +42,7 @@ import record  # noqa: E402
 from attribution_speed import flops_of, import_references, pearson, timed, torch_image  # noqa: E402
 from jax import lax  # noqa: E402
 
-from ferjax.explain import activation  # noqa: E402
+from ferjax.explain import activation, perturbation  # noqa: E402
 from ferjax.explain import masks as ep_masks  # noqa: E402
 from ferjax.networks import interface  # noqa: E402
 from ferjax.plumbing import devices  # noqa: E402
@@ -118,7 +118,7 @@ def reference_times(torch, fn, runs, warm_up=True):
 def ep_flops_per_image(features, head, params, image, target, iters):
     """XLA counts a loop body once: one image on one device, (program - blur pyramid) x iterations + pyramid."""
     one = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
-    prog = jax.jit(lambda p, x: activation.extremal_perturbation(features, head, p, x, [target], mesh=one,
+    prog = jax.jit(lambda p, x: perturbation.extremal_perturbation(features, head, p, x, [target], mesh=one,
                                                                  max_iter=iters, **EP)["masks"])
     f_prog = flops_of(prog.lower(params, image[None]).compile())
     f_pyr = flops_of(jax.jit(lambda im: ep_masks.pyramid(im, 8, 20.0, "blur")).lower(image).compile())
@@ -155,7 +155,7 @@ def ep_case(name, jax_net, module, args, torch, tr, peak, rng):
     assert np.abs(got - want).max() <= 1e-4 * np.ptp(want), (name, np.abs(got - want).max())
 
     def ours():
-        return jax.block_until_ready(activation.extremal_perturbation(features, head, params, images, targets,
+        return jax.block_until_ready(perturbation.extremal_perturbation(features, head, params, images, targets,
                                                                       max_iter=args.iters, **EP))
     start = time.perf_counter()
     first = ours()
@@ -201,7 +201,7 @@ def fidelity(jax_net, module, args, torch, tr, rng):
     params, features, head = jax_net
     images = rng.random((args.fidelity_images, 64, 64, 1), dtype=np.float32)
     targets = np.arange(args.fidelity_images) % 8
-    ours = np.asarray(activation.extremal_perturbation(features, head, params, images, targets,
+    ours = np.asarray(perturbation.extremal_perturbation(features, head, params, images, targets,
                                                        max_iter=args.iters, **EP)["masks"])
     torch.set_num_threads(1)
     ref, _ = torchray_ep(tr, torch, module, images, targets, args.iters)

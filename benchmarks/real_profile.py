@@ -92,7 +92,7 @@ def ep_rate(args):
     """EP images/s with the images split over every process's devices (one process, or several)."""
     import jax
 
-    from ferjax.explain import activation
+    from ferjax.explain import perturbation
     from ferjax.networks import cnn
     from ferjax.plumbing import devices, distributed
 
@@ -105,7 +105,7 @@ def ep_rate(args):
     x = distributed.global_rows(mesh, images[distributed.rows(n, mesh)].astype(np.float32) / 255.0, n)
 
     def run():
-        out = activation.extremal_perturbation(features, classifier, params, x, labels, areas=(0.05, 0.1, 0.2),
+        out = perturbation.extremal_perturbation(features, classifier, params, x, labels, areas=(0.05, 0.1, 0.2),
                                                 step=7, sigma=21, max_iter=args.ep_iters, scale_to=None, mesh=mesh)
         return distributed.to_host(out["masks"])
 
@@ -169,7 +169,7 @@ def attribute_rates(args):
     import jax
     from attribution_speed import import_references, torch_image
 
-    from ferjax.explain import activation
+    from ferjax.explain import activation, perturbation
     from ferjax.networks.importers import torch as torch_importer
 
     torch = __import__("torch")
@@ -203,7 +203,7 @@ def attribute_rates(args):
         out[name].update(reference_images_per_s=n / t_ref, ratio=t_ref / t_ours)
     ep = dict(areas=(0.05, 0.1, 0.2), step=7, sigma=21, max_iter=args.ep_iters)
     k = args.ep_images
-    t_ours = median(lambda: activation.extremal_perturbation(net.features, net.head, net.params, x[:k], labels[:k],
+    t_ours = median(lambda: perturbation.extremal_perturbation(net.features, net.head, net.params, x[:k], labels[:k],
                                                               scale_to=None, **ep)["masks"], runs=1)
 
     def torchray():

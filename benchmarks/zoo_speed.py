@@ -32,7 +32,7 @@ import record  # noqa: E402
 from attribution_speed import flops_of, import_references, timed, torch_image  # noqa: E402
 from foreign_networks import matmul_rate, reference_times  # noqa: E402
 
-from ferjax.explain import activation  # noqa: E402
+from ferjax.explain import activation, perturbation  # noqa: E402
 from ferjax.networks import rewrite  # noqa: E402
 
 SIZE = 224
@@ -78,7 +78,7 @@ def zoo_model(name, args, torch, tr, pgc, target_cls, peak):
         few = images[:len(jax.devices())]   # one image per device: per image, as a batch of them runs
 
         def ep():
-            return jax.block_until_ready(activation.extremal_perturbation(
+            return jax.block_until_ready(perturbation.extremal_perturbation(
                 net.features, net.head, net.params, few, [3] * len(few), max_iter=args.ep_iters, **EP)["masks"])
         start = time.perf_counter()
         ep()

@@ -26,13 +26,8 @@ import numpy as np
 import pytest
 from conftest import missing_reference, torchvision_stand_in
 
-from ferjax.explain import activation
-from ferjax.explain.activation import (
-    cam,
-    classifier_weights,
-    extremal_perturbation,
-    gradcam,
-)
+from ferjax.explain.activation import cam, classifier_weights, gradcam
+from ferjax.explain.perturbation import extremal_perturbation
 
 STUBBED = ("torchvision", "cv2", "ttach", "sklearn", "matplotlib")
 
@@ -466,7 +461,3 @@ def test_extremal_perturbation_properties():
         extremal_perturbation(feats, head, params, images, np.array([0, 0]), variant="x")
     with pytest.raises(ValueError, match="targets"):
         extremal_perturbation(feats, head, params, images, np.array([0, 0, 0]))
-
-
-def test_reexport():
-    assert activation.extremal_perturbation is extremal_perturbation

@@ -115,3 +115,31 @@ def test_links_between_pages_lead_somewhere():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
             if not target.startswith(("http", "mailto:")):
                 assert (doc.parent / target).exists(), f"{doc.relative_to(ROOT)} links to missing {target}"
+
+
+def test_the_python_in_the_docs_names_what_ferjax_has():
+    """Every ferjax import in a ```python block works, and every ``module.name`` it calls exists."""
+    import ast
+    import importlib
+
+    checked = 0
+    for doc in DOCS:
+        for block in re.findall(r"```python\n(.*?)```", doc.read_text(), re.S):
+            modules = {}
+            for node in ast.walk(ast.parse(block)):
+                if isinstance(node, ast.ImportFrom) and node.module.split(".")[0] == "ferjax":
+                    parent = importlib.import_module(node.module)
+                    for alias in node.names:
+                        module = ROOT.joinpath(*node.module.split("."), alias.name)
+                        if module.with_suffix(".py").exists() or (module / "__init__.py").exists():
+                            modules[alias.asname or alias.name] = importlib.import_module(
+                                f"{node.module}.{alias.name}")
+                        else:
+                            assert hasattr(parent, alias.name), f"{doc.name}: {node.module} has no {alias.name}"
+            for node in ast.walk(ast.parse(block)):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                        and node.value.id in modules:
+                    assert hasattr(modules[node.value.id], node.attr), \
+                        f"{doc.name}: {node.value.id}.{node.attr} does not exist"
+                    checked += 1
+    assert checked >= 5

@@ -24,7 +24,7 @@ from test_attribution import (
     torch_net,
 )
 
-from ferjax.explain import activation
+from ferjax.explain import activation, perturbation
 from ferjax.networks.importers import LABEL_MAPS, exported
 from ferjax.networks.interface import Head, Network
 from ferjax.plumbing.errors import InputError
@@ -58,7 +58,7 @@ def _matches_references(net: Network, ref_gradcam, ref_masks, images, targets):
     ours = np.asarray(activation.gradcam(net.features, net.head, net.params, images, np.asarray(targets)))
     for r, g in zip(ref_gradcam, ours):
         assert _pearson(r, g) >= 0.999
-    masks = np.asarray(activation.extremal_perturbation(net.features, net.head, net.params, images,
+    masks = np.asarray(perturbation.extremal_perturbation(net.features, net.head, net.params, images,
                                                          np.asarray(targets), **EP)["masks"])
     r = [_pearson(masks[i, 0], ref_masks[i, 0]) for i in range(len(images))]
     area_diff = np.abs((masks > 0.5).mean(axis=(2, 3)) - (ref_masks > 0.5).mean(axis=(2, 3)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from ferjax.explain import activation
+from ferjax.explain import activation, perturbation
 from ferjax.networks import rewrite
 from ferjax.networks.interface import Cut, Head, Tokens, as_head, label_index
 
@@ -49,8 +49,8 @@ def test_old_and_new_interface_give_the_same_maps(layout):
         np.testing.assert_allclose(fn(features, classifier, params, x, t), fn(features, head, params, x, t),
                                    atol=1e-5)
     kw = dict(areas=(0.1,), max_iter=4, step=2, sigma=4)
-    old = activation.extremal_perturbation(features, classifier, params, x, t, **kw)["masks"]
-    new = activation.extremal_perturbation(features, head, params, x, t, **kw)["masks"]
+    old = perturbation.extremal_perturbation(features, classifier, params, x, t, **kw)["masks"]
+    new = perturbation.extremal_perturbation(features, head, params, x, t, **kw)["masks"]
     np.testing.assert_allclose(old, new, atol=1e-5)
 
 
@@ -97,7 +97,7 @@ def test_any_head_for_gradcam_and_ep_but_cam_names_the_reason():
     x, t = images(), np.array([0, 1, 2])
     maps = np.asarray(activation.gradcam(features, flatten, params, x, t))
     assert maps.shape == (3, 16, 16) and np.isfinite(maps).all() and maps.max() > 0
-    ep = activation.extremal_perturbation(features, flatten, params, x, t, areas=(0.1,), max_iter=3, step=2, sigma=4)
+    ep = perturbation.extremal_perturbation(features, flatten, params, x, t, areas=(0.1,), max_iter=3, step=2, sigma=4)
     assert np.isfinite(np.asarray(ep["masks"])).all()
     with pytest.raises(ValueError, match="depends on where in the maps the features are"):
         activation.cam(features, flatten, params, x, t)
@@ -209,7 +209,7 @@ def test_the_fast_preset_is_fast_by_itself():
 
     assert perturbation.MAX_ITER == {"faithful": 800, "fast": 120}
     params, features, classifier = plain_cnn()
-    out = activation.extremal_perturbation(features, classifier, params, images(1, 16), [0], step=2, sigma=4,
+    out = perturbation.extremal_perturbation(features, classifier, params, images(1, 16), [0], step=2, sigma=4,
                                            preset="fast")
     assert out["masks"].shape == (1, 1, 16, 16) and np.isfinite(np.asarray(out["reward"])).all()
 

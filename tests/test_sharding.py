@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from ferjax.explain import activation
+from ferjax.explain import activation, perturbation
 from ferjax.networks import cnn
 from ferjax.plumbing import devices
 
@@ -24,7 +24,7 @@ def maps():
     params, f, c = cnn.create("tiny", num_classes=4, channels=1, size=16, key=jax.random.key(3))
     return {"cam": activation.cam(f, c, params, X, T),
             "gradcam": activation.gradcam(f, c, params, X, PAIRS, relu=False),
-            "ep": activation.extremal_perturbation(f, c, params, X, T, max_iter=6, step=2, sigma=3,
+            "ep": perturbation.extremal_perturbation(f, c, params, X, T, max_iter=6, step=2, sigma=3,
                                                     preset="fast")["masks"]}
 
 
@@ -64,8 +64,8 @@ def test_an_images_ep_mask_does_not_depend_on_its_batch():
     x = np.random.default_rng(0).random((5, 32, 32, 1), np.float32)
     params, f, c = cnn.create("fine", num_classes=4, channels=1, size=32, key=jax.random.key(3))
     kw = dict(max_iter=10, step=2, sigma=3, preset="fast")
-    whole = activation.extremal_perturbation(f, c, params, x, T, **kw)["masks"]
-    one_by_one = [activation.extremal_perturbation(f, c, params, x[i:i + 1], T[i:i + 1], **kw)["masks"]
+    whole = perturbation.extremal_perturbation(f, c, params, x, T, **kw)["masks"]
+    one_by_one = [perturbation.extremal_perturbation(f, c, params, x[i:i + 1], T[i:i + 1], **kw)["masks"]
                   for i in range(len(x))]
     np.testing.assert_array_equal(np.asarray(whole), np.concatenate([np.asarray(m) for m in one_by_one]))
 

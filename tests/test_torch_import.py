@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import missing_reference
 
-from ferjax.explain import activation
+from ferjax.explain import activation, perturbation
 from ferjax.networks.importers import exported
 from ferjax.networks.interface import Cut
 from ferjax.plumbing.errors import InputError
@@ -154,7 +154,7 @@ def test_a_vit_is_explained_on_its_patch_grid_with_the_class_token_and_residual_
     gradcam_matches(torch, module, module.blocks[-1].norm1, net, images, [0, 1, 2, 3], reshape_transform)
     with pytest.raises(ValueError, match="carried across the cut"):
         activation.cam(net.features, net.head, net.params, images, [0, 1, 2, 3])
-    ep = activation.extremal_perturbation(net.features, net.head, net.params, images[:1], [2], max_iter=3,
+    ep = perturbation.extremal_perturbation(net.features, net.head, net.params, images[:1], [2], max_iter=3,
                                           step=4, sigma=8)
     assert np.isfinite(np.asarray(ep["masks"])).all()
 
@@ -180,7 +180,7 @@ def test_non_square_inputs_end_to_end(torch, tmp_path):
     assert net.spec["size"] == [64, 48]
     want = logits_close(torch, module, net, images)
     assert activation.gradcam(net.features, net.head, net.params, images, [0, 1]).shape == (2, 64, 48)
-    ep = activation.extremal_perturbation(net.features, net.head, net.params, images, [0, 1], max_iter=2, step=4,
+    ep = perturbation.extremal_perturbation(net.features, net.head, net.params, images, [0, 1], max_iter=2, step=4,
                                           sigma=8)
     assert ep["masks"].shape == (2, 1, 64, 48)
     exported.save(tmp_path / "e", net)

@@ -18,7 +18,7 @@ import pytest
 from conftest import missing_reference, torchvision_stand_in
 from test_torch_import import logits_close, reference_raw_gradcam
 
-from ferjax.explain import activation
+from ferjax.explain import activation, perturbation
 from ferjax.networks import rewrite
 
 SIZE, CLASSES = 64, 8
@@ -94,6 +94,6 @@ def test_the_zoo_imports_explains_and_matches_the_references(name):
     # every convolution is rewritten (depthwise ones too), none left on XLA's rule
     counts = rewrite.count(net.features, net.params, images)
     assert counts["kept"] == 0 and counts["dense"] > 0, counts
-    ep = activation.extremal_perturbation(net.features, net.head, net.params, images[:1], [2], max_iter=2,
+    ep = perturbation.extremal_perturbation(net.features, net.head, net.params, images[:1], [2], max_iter=2,
                                           step=8, sigma=16)
     assert ep["masks"].shape == (1, 1, SIZE, SIZE) and np.isfinite(np.asarray(ep["masks"])).all()

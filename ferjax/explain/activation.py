@@ -54,8 +54,7 @@ resize is linear and keeps constants, that equals resize-then-normalise
 
 Batches are split over the visible devices (:mod:`ferjax.plumbing.devices`).
 
-Extremal Perturbation lives in :mod:`ferjax.explain.perturbation` and is re-exported
-here as :func:`extremal_perturbation`.
+Extremal Perturbation lives in :mod:`ferjax.explain.perturbation`.
 """
 
 from __future__ import annotations
@@ -68,11 +67,10 @@ import numpy as np
 
 from ferjax.explain import heads
 from ferjax.explain.heads import classifier_weights
-from ferjax.explain.perturbation import extremal_perturbation
 from ferjax.networks import interface, rewrite
 from ferjax.plumbing import devices
 
-__all__ = ["cam", "gradcam", "classifier_weights", "extremal_perturbation"]
+__all__ = ["cam", "gradcam", "classifier_weights"]
 
 EPS = 1e-7  # pytorch-grad-cam's scale_cam_image epsilon
 

@@ -55,7 +55,6 @@ import functools
 import warnings
 
 import jax
-import jax.numpy as jnp
 from jax import lax
 from jax.extend import core
 from jax.extend import linear_util as lu
