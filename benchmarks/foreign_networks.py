@@ -1,7 +1,8 @@
 """Networks ferjax did not build, called as a user calls them: ferjax vs TorchRay and pytorch-grad-cam, same weights.
 
 Run with no environment variables (``python benchmarks/foreign_networks.py``): ferjax then uses one XLA CPU
-device per core by itself (:mod:`ferjax.plumbing.devices`). Networks, 64-px inputs, 8 classes, random weights:
+device per core by itself (:mod:`ferjax.plumbing.devices`). Rendered 64-px faces; networks with 8 classes,
+random weights:
 
 * ``lax``: a 4-layer CNN of plain ``lax.conv_general_dilated`` (3x3 to 16, 32, 64, 64 channels, the middle two
   stride 2, ReLU, global average pooling, affine; 1 channel), as a new user writes it;
@@ -44,11 +45,21 @@ from jax import lax  # noqa: E402
 
 from ferjax.explain import activation, perturbation  # noqa: E402
 from ferjax.explain import masks as ep_masks  # noqa: E402
+from ferjax.faces import expressions, render  # noqa: E402
 from ferjax.networks import interface  # noqa: E402
 from ferjax.plumbing import devices  # noqa: E402
 
 CHANNELS = ((1, 16, 1), (16, 32, 2), (32, 64, 2), (64, 64, 1))
 EP = dict(areas=(0.05, 0.1), step=2, sigma=6)
+
+
+def faces(n, channels, seed):
+    """n rendered 64-px faces, float32 (N, 64, 64, channels) in [0, 1], one expression after another."""
+    out = []
+    for k in range(n):
+        rng = np.random.default_rng([seed, k])
+        out.append(render.render(expressions.sample_face(rng, k % 8), 64, rng, channels=channels))
+    return np.stack(out).astype(np.float32) / 255
 
 
 def lax_network(torch, seed=0):
@@ -144,10 +155,10 @@ def scored_by_torchray(tr, torch, module, images, targets, masks):
     return np.stack(out)
 
 
-def ep_case(name, jax_net, module, args, torch, tr, peak, rng):
+def ep_case(name, jax_net, module, args, torch, tr, peak):
     params, features, head = jax_net
     c = 1 if name == "lax" else 3
-    images = rng.random((args.images, 64, 64, c), dtype=np.float32)
+    images = faces(args.images, c, seed=1)
     targets = np.arange(args.images) % 8
     with torch.no_grad():
         want = module(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
@@ -179,9 +190,9 @@ def ep_case(name, jax_net, module, args, torch, tr, peak, rng):
                                                                          ref_masks.reshape(-1, 64 * 64))]))}
 
 
-def gradcam_case(jax_net, module, layer_of, args, torch, pgc, target_cls, peak, rng, c):
+def gradcam_case(jax_net, module, layer_of, args, torch, pgc, target_cls, peak, c):
     params, features, head = jax_net
-    images = rng.random((args.batch, 64, 64, c), dtype=np.float32)
+    images = faces(args.batch, c, seed=2)
     targets = np.full(args.batch, 3)
     ours = lambda: activation.gradcam(features, head, params, images, targets).block_until_ready()   # noqa: E731
     ours()
@@ -196,10 +207,10 @@ def gradcam_case(jax_net, module, layer_of, args, torch, pgc, target_cls, peak, 
             "gradcam_gflops": flops / ours_s / 1e9, "gradcam_of_matmul_rate": flops / ours_s / 1e9 / peak}
 
 
-def fidelity(jax_net, module, args, torch, tr, rng):
+def fidelity(jax_net, module, args, torch, tr):
     """EP's rewards against TorchRay's on more images, both scored by TorchRay."""
     params, features, head = jax_net
-    images = rng.random((args.fidelity_images, 64, 64, 1), dtype=np.float32)
+    images = faces(args.fidelity_images, 1, seed=3)
     targets = np.arange(args.fidelity_images) % 8
     ours = np.asarray(perturbation.extremal_perturbation(features, head, params, images, targets,
                                                        max_iter=args.iters, **EP)["masks"])
@@ -235,12 +246,11 @@ def main(argv=None):
     peak = matmul_rate()
     print(f"{len(jax.devices())} XLA CPU devices ({devices.cores()} cores, automatic: {devices.automatic()}); "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}; float32 matmul rate {peak:.1f} GFLOP/s")
-    rng = np.random.default_rng(1)
     results = {"settings": {**vars(args), **EP, "devices": len(jax.devices())}, "matmul_gflops": peak}
     for name, build in (("lax", lax_network), ("resnet", resnet)):
         jax_net, module, layer_of = build(torch)
-        case = ep_case(name, jax_net, module, args, torch, tr, peak, rng)
-        case.update(gradcam_case(jax_net, module, layer_of, args, torch, pgc, target_cls, peak, rng,
+        case = ep_case(name, jax_net, module, args, torch, tr, peak)
+        case.update(gradcam_case(jax_net, module, layer_of, args, torch, pgc, target_cls, peak,
                                  1 if name == "lax" else 3))
         results[name] = case
         print(f"{name}: EP {case['per_image_s']:.3f} s/image at {args.iters} iterations, TorchRay "
@@ -250,7 +260,7 @@ def main(argv=None):
               f"{ {k: round(v * 1e3, 1) for k, v in case['pytorch_grad_cam_batch_s'].items()} } ms -> "
               f"{case['gradcam_ratio']:.2f}x, {case['gradcam_gflops']:.1f} GFLOP/s")
         if name == "lax" and args.fidelity_images:
-            results["fidelity"] = fidelity(jax_net, module, args, torch, tr, rng)
+            results["fidelity"] = fidelity(jax_net, module, args, torch, tr)
             print(f"fidelity: {results['fidelity']}")
     record.write("foreign_networks", results)
 
