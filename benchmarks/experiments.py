@@ -1,4 +1,8 @@
-"""The two `dvc exp run` examples of docs/pipeline.md, measured: what DVC re-ran, how long it took, what moved.
+"""The `dvc exp run` examples of the docs, measured: what DVC re-ran, how long it took, what moved.
+
+``grid_sigma`` and ``reading_noise`` are docs/pipeline.md's; the ``torch_*`` ones are docs/networks.md's PyTorch
+checkpoints (``dvc pull models/torch`` first): a ``state_dict`` with its model class, the same model ending in a
+softmax, and a 64x48 input.
 
 Runs each example as a temporary experiment (``dvc exp run --temp``: the
 workspace and its outputs stay as they are), times it, and records the
@@ -6,9 +10,10 @@ stages DVC ran and the metrics of the experiment beside the workspace's.
 Writes benchmarks/experiments.json. Run it after ``dvc repro``, so that the
 experiments start from the committed outputs.
 
-    python benchmarks/experiments.py
+    python benchmarks/experiments.py [NAME ...]
 """
 
+import argparse
 import json
 import re
 import subprocess
@@ -23,6 +28,16 @@ EXAMPLES = {
     "grid_sigma": ["-S", "compare.grid.sigma=[0]"],
     "reading_noise": ["-S", "simulate.reading_noise=0.2"],
 }
+TORCH = ["-S", "network.source=torch", "-S", "network.model=models.torch.expression_cnn:ExpressionCNN",
+         "-S", "network.layer=blocks.2", "-S", "network.input_channels=1"]
+EXAMPLES.update({
+    "torch_state_dict": [*TORCH, "-S", "network.file=models/torch/expression_cnn.pt",
+                         "-S", "network.model_kwargs={num_classes: 8}", "-S", "network.input_size=64"],
+    "torch_softmax": [*TORCH, "-S", "network.file=models/torch/expression_cnn_softmax.pt",
+                      "-S", "network.model_kwargs={num_classes: 8, final: softmax}", "-S", "network.input_size=64"],
+    "torch_64x48": [*TORCH, "-S", "network.file=models/torch/expression_cnn.pt",
+                    "-S", "network.model_kwargs={num_classes: 8}", "-S", "network.input_size=64x48"],
+})
 METRICS = ("metrics/simulate.json", "metrics/human.json", "metrics/network.json", "metrics/compare.json")
 
 
@@ -38,8 +53,15 @@ def metrics_of(rev: str | None) -> dict:
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"examples to run (default: all): {', '.join(EXAMPLES)}")
+    names = parser.parse_args().names or list(EXAMPLES)
+    if set(names) - set(EXAMPLES):
+        parser.error(f"unknown example {sorted(set(names) - set(EXAMPLES))[0]}; choose from {', '.join(EXAMPLES)}")
     results = {"workspace": metrics_of(None), "experiments": {}}
-    for name, args in EXAMPLES.items():
+    for name in names:
+        args = EXAMPLES[name]
         start = time.perf_counter()
         run = subprocess.run(["dvc", "exp", "run", "--temp", "--name", f"example-{name}", *args], cwd=ROOT,
                              capture_output=True, text=True)

@@ -6,8 +6,15 @@ missing reference is a failure rather than a silent skip.
 """
 
 import os
+import tempfile
 
 import pytest
+
+# One persistent XLA compilation cache for the whole session, its xdist workers and the subprocesses the tests
+# start (they inherit the environment): the stages' tests compile the same programs many times over. Set before
+# anything imports jax, which reads these at import; a fresh folder per session, so no run reuses another's.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ferjax-test-xla-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 
 def missing_reference(reason: str):
