@@ -10,11 +10,11 @@ import tempfile
 
 import pytest
 
-# One persistent XLA compilation cache for the whole session, its xdist workers and the subprocesses the tests
-# start (they inherit the environment): the stages' tests compile the same programs many times over. Set before
-# anything imports jax, which reads these at import; a fresh folder per session, so no run reuses another's.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ferjax-test-xla-"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+# One persistent XLA compilation cache for the whole session: the stages' tests compile the same programs many
+# times over, in both xdist workers and in the subprocesses the tests start. The folder is named after the pytest
+# process that leads the session (an xdist worker's parent), so no run reuses another's compilations.
+_LEADER = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+XLA_CACHE = os.path.join(tempfile.gettempdir(), f"ferjax-test-xla-{_LEADER}")
 
 
 def missing_reference(reason: str):
@@ -56,6 +56,11 @@ def pytest_configure(config):
     import jax
 
     jax.config.update("jax_num_cpu_devices", 1)
+    # set here, not only in the environment: a plugin may have imported jax before this file (the subprocesses
+    # read the environment)
+    for name, value in (("jax_compilation_cache_dir", XLA_CACHE), ("jax_persistent_cache_min_compile_time_secs", 0.2)):
+        os.environ[name.upper()] = str(value)
+        jax.config.update(name, value)
 
 
 _TORCHVISION_SCHEMAS = None
