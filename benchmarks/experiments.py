@@ -42,13 +42,13 @@ METRICS = ("metrics/simulate.json", "metrics/human.json", "metrics/network.json"
 
 
 def metrics_of(rev: str | None) -> dict:
-    """The metrics files at ``rev`` (an experiment's ref), or in the workspace for None."""
+    """The metrics files at ``rev`` (an experiment's ref), or in the workspace for None, by stage name."""
     if rev is None:
-        return {m: json.loads((ROOT / m).read_text()) for m in METRICS}
+        return {Path(m).stem: json.loads((ROOT / m).read_text()) for m in METRICS}
     out = {}
     for m in METRICS:
         shown = subprocess.run(["git", "show", f"{rev}:{m}"], cwd=ROOT, capture_output=True, text=True, check=True)
-        out[m] = json.loads(shown.stdout)
+        out[Path(m).stem] = json.loads(shown.stdout)
     return out
 
 

@@ -63,6 +63,14 @@ def pytest_configure(config):
         jax.config.update(name, value)
 
 
+def pytest_unconfigure(config):
+    """The session's leader removes the compilation cache (the workers have finished by then)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        import shutil
+
+        shutil.rmtree(XLA_CACHE, ignore_errors=True)
+
+
 _TORCHVISION_SCHEMAS = None
 
 
