@@ -56,31 +56,30 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"examples to run (default: all): {', '.join(EXAMPLES)}")
-    names = parser.parse_args().names or list(EXAMPLES)
+    parser.add_argument("--until", metavar="STAGE",
+                        help="run each experiment only up to this stage (dvc exp run's target), e.g. network")
+    options = parser.parse_args()
+    names = options.names or list(EXAMPLES)
     if set(names) - set(EXAMPLES):
         parser.error(f"unknown example {sorted(set(names) - set(EXAMPLES))[0]}; choose from {', '.join(EXAMPLES)}")
-    results = {"workspace": metrics_of(None), "experiments": {}}
+    # each experiment is recorded as soon as it ends: a run of several takes long, and one may fail
+    record.update("experiments", "workspace", metrics_of(None))
     for name in names:
         args = EXAMPLES[name]
         start = time.perf_counter()
-        run = subprocess.run(["dvc", "exp", "run", "--temp", "--name", f"example-{name}", *args], cwd=ROOT,
-                             capture_output=True, text=True)
+        run = subprocess.run(["dvc", "exp", "run", "--temp", "--name", f"example-{name}", *args,
+                              *([options.until] if options.until else [])], cwd=ROOT, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         if run.returncode:
             print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)
             return run.returncode
         ran = re.findall(r"Running stage '(\w+)'", run.stdout)
-        ref = subprocess.run(["git", "rev-parse", f"refs/exps/{name}"], cwd=ROOT, capture_output=True, text=True)
-        if ref.returncode:   # experiments live under refs/exps/<baseline>/<name>
-            refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=ROOT,
-                                  capture_output=True, text=True, check=True).stdout.split()
-            ref_name = next(r for r in refs if r.endswith(f"/example-{name}"))
-        else:
-            ref_name = f"refs/exps/{name}"
-        results["experiments"][name] = {"params": args[1::2], "seconds": seconds, "stages_run": ran,
-                                        "metrics": metrics_of(ref_name)}
-        print(f"{name}: {seconds / 60:.1f} min, ran {', '.join(ran)}")
-    record.write("experiments", results)
+        refs = subprocess.run(["git", "for-each-ref", "--sort=-creatordate", "--format=%(refname)", "refs/exps"],
+                              cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+        ref_name = next(r for r in refs if r.endswith(f"/example-{name}"))   # refs/exps/<baseline>/<name>
+        record.update("experiments", name, {"params": args[1::2], "until": options.until, "seconds": seconds,
+                                            "stages_run": ran, "metrics": metrics_of(ref_name)})
+        print(f"{name}: {seconds / 60:.1f} min, ran {', '.join(ran)}", flush=True)
     return 0
 
 
