@@ -1,5 +1,7 @@
 """Any network: heads of the maps, the convolution rewrite, and networks ferjax did not build."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,7 +73,7 @@ def test_rewritten_convolutions_compute_the_same_function_and_gradients(layout):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
 
 
-def test_depthwise_convolutions_are_rewritten_exactly():
+def test_depthwise_convolutions_are_counted_and_keep_xlas_grouped_convolution_without_a_warning():
     rng = np.random.default_rng(2)
     w = jnp.asarray(rng.normal(size=(3, 3, 1, 12)), jnp.float32)    # multiplier 2 over 6 channels
     x = jnp.asarray(rng.normal(size=(2, 11, 11, 6)), jnp.float32)
@@ -81,8 +83,11 @@ def test_depthwise_convolutions_are_rewritten_exactly():
                                         feature_group_count=6, precision=lax.Precision.HIGHEST)
 
     fast = rewrite.fast_gradients(depthwise)
-    assert rewrite.count(depthwise, w, x)["depthwise"] == 1
-    np.testing.assert_allclose(fast(w, x), depthwise(w, x), atol=1e-5)
+    assert rewrite.count(depthwise, w, x) == {"dense": 0, "depthwise": 1, "kept": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rewrite.RewriteWarning)   # the fast rule, not one that could not be had
+        np.testing.assert_allclose(fast(w, x), depthwise(w, x), atol=1e-5)
+    assert "feature_group_count=6" in str(jax.make_jaxpr(fast)(w, x))
     gw, gx = jax.grad(lambda w, x: (depthwise(w, x) ** 2).sum(), argnums=(0, 1))(w, x)
     fw, fx = jax.grad(lambda w, x: (fast(w, x) ** 2).sum(), argnums=(0, 1))(w, x)
     np.testing.assert_allclose(fw, gw, rtol=1e-4, atol=1e-3)

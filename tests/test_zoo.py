@@ -91,7 +91,7 @@ def test_the_zoo_imports_explains_and_matches_the_references(name):
     assert got.shape == want.shape
     for g, w in zip(got, want):
         assert np.corrcoef(g.ravel(), w.ravel())[0, 1] >= 0.999, name
-    # every convolution is rewritten (depthwise ones too), none left on XLA's rule
+    # every dense convolution is rewritten, the depthwise ones keep XLA's grouped convolution, none is 'kept'
     counts = rewrite.count(net.features, net.params, images)
     assert counts["kept"] == 0 and counts["dense"] > 0, counts
     ep = perturbation.extremal_perturbation(net.features, net.head, net.params, images[:1], [2], max_iter=2,

@@ -1,4 +1,4 @@
-"""Convolutions whose input gradient is itself a forward (HWIO) convolution, and depthwise ones as slices.
+"""Convolutions whose input gradient is itself a forward (HWIO) convolution.
 
 Attribution needs the gradient of a network's output with respect to its
 input on every step (GradCAM once, Extremal Perturbation on each of its
@@ -48,10 +48,13 @@ Both compute the same numbers: the gradients of the two are the same
 functions of the same inputs.
 
 For :mod:`ferjax.networks.rewrite`, :func:`kind` sorts any
-``conv_general_dilated`` and :func:`convolve` computes it in NHWC/HWIO: dense
-ones by :func:`fast_conv`, depthwise ones (``feature_group_count`` = input
-channels) by :func:`depthwise`, a sum of shifted strided slices that XLA:CPU
-runs ~30x faster than its grouped convolution, forward and backward.
+``conv_general_dilated`` and :func:`convolve` computes a dense one in
+NHWC/HWIO by :func:`fast_conv`. Depthwise ones (``feature_group_count`` =
+input channels) keep XLA's own grouped convolution: with jax 0.10's XLA:CPU,
+Extremal Perturbation at 224 px took 86 ms per iteration on MobileNetV3-Large
+and 170 ms on EfficientNet-B0 with it, against 154 and 375 ms with the sum
+of shifted slices that earlier versions put in its place, and compiled in
+half the time (2 images, 2 cores of an AMD EPYC).
 """
 
 from __future__ import annotations
@@ -188,8 +191,8 @@ def _fast_conv_jvp(strides, pads, precision, primals, tangents):
 def kind(lhs_shape, rhs_shape, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
          feature_group_count, batch_group_count, preferred_element_type, out_sharding=None, **_):
     """``(kind, why)`` of a ``conv_general_dilated`` (its operands' shapes and its params): "dense" (ungrouped,
-    undilated, padding in ``[0, kernel)``: :func:`fast_conv`), "depthwise" (:func:`depthwise`), or "kept" and
-    the reason it stays XLA's."""
+    undilated, padding in ``[0, kernel)``: :func:`fast_conv`), "depthwise" (XLA's own grouped convolution is
+    the fast rule: module docstring), or "kept" and the reason it stays XLA's."""
     ones = (1,) * len(window_strides)
     if len(lhs_shape) != 4:
         return "kept", f"{len(lhs_shape) - 2}-D convolution"
@@ -211,30 +214,11 @@ def kind(lhs_shape, rhs_shape, *, window_strides, padding, lhs_dilation, rhs_dil
     return "kept", f"grouped ({feature_group_count} groups of {channels // feature_group_count} channels)"
 
 
-def convolve(kind, lhs, rhs, *, window_strides, padding, dimension_numbers, precision, **_):
-    """A "dense" or "depthwise" convolution in any layout, computed in NHWC/HWIO by this module's rules."""
+def convolve(lhs, rhs, *, window_strides, padding, dimension_numbers, precision, **_):
+    """A "dense" convolution in any layout, computed in NHWC/HWIO by :func:`fast_conv`."""
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     x = jnp.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))            # NHWC
     w = jnp.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))            # HWIO
     pads = tuple(tuple(int(v) for v in p) for p in padding)
-    if kind == "dense":
-        y = fast_conv(x, w, tuple(window_strides), pads, precision)
-    else:
-        y = depthwise(x, w, tuple(window_strides), pads)
+    y = fast_conv(x, w, tuple(window_strides), pads, precision)
     return jnp.transpose(y, np.argsort((out_spec[0], *out_spec[2:], out_spec[1])))
-
-
-def depthwise(x, w, strides, pads):
-    """Depthwise convolution as a sum of shifted strided slices: x (N, H, W, C), w (kh, kw, 1, C M).
-
-    ``lax.pad`` also crops, so negative padding works (``jnp.pad`` refuses it).
-    """
-    (kh, kw, _, out), (sh, sw), c = w.shape, strides, x.shape[-1]
-    xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
-    oh, ow = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
-    if out > c:   # channel multiplier m: output channel c m + k reads input channel c
-        xp = jnp.repeat(xp, out // c, axis=-1)
-    taps = w[:, :, 0, :].astype(x.dtype)
-    parts = (xp[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw, :] * taps[a, b]
-             for a in range(kh) for b in range(kw))
-    return functools.reduce(lambda s, t: s + t, parts)

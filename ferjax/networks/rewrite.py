@@ -10,11 +10,9 @@ with every 2-D ``conv_general_dilated`` replaced:
   Keras): transposed to NHWC/HWIO around :func:`ferjax.networks.conv.fast_conv`
   (XLA folds the transposes of consecutive layers into one another);
 * **depthwise** (``feature_group_count`` = input channels: MobileNets,
-  EfficientNets, ConvNeXt, Keras' SeparableConv2D): a sum over the k_h k_w
-  taps of shifted, strided slices times the tap's per-channel weights,
-  ``y[n, i, j, c m] = sum_{a,b} x_pad[n, s i + a, s j + b, c] w[a, b, c m]``
-  (:func:`ferjax.networks.conv.depthwise`), elementwise work that XLA:CPU runs
-  ~30x faster than its grouped convolution;
+  EfficientNets, ConvNeXt, Keras' SeparableConv2D): counted, and left to
+  XLA's own grouped convolution, which XLA:CPU now runs faster than any
+  rewrite of it (:mod:`ferjax.networks.conv`);
 * anything else (dilated or grouped kernels, transposed convolutions, other
   element types, paddings outside ``[0, kernel)``) stays XLA's, and one
   :class:`RewriteWarning` per trace names each such convolution and why.
@@ -202,8 +200,9 @@ class _Pass:
         self.seen[key] = kind
         if kind == "kept":
             self.kept[key] = f"{why}: lhs {tuple(lhs.shape)}, rhs {tuple(rhs.shape)}"
-            return CONV.bind(lhs, rhs, **params)
-        return conv.convolve(kind, lhs, rhs, **params)
+        if kind == "dense":
+            return conv.convolve(lhs, rhs, **params)
+        return CONV.bind(lhs, rhs, **params)
 
 
 def _is_fast_conv(eqn) -> bool:
