@@ -39,6 +39,17 @@ def test_wilcoxon_matches_scipy():
     assert stats.wilcoxon(a, a) == 1.0
 
 
+def test_wilcoxon_with_ties_and_zeros_matches_scipys_exact_permutation_test():
+    """ferjax enumerates the 2^n sign flips as one array product; scipy one Python call per flip."""
+    rng = np.random.default_rng(4)
+    for n in [*range(1, 11)] * 4 + [12, 13, 14]:   # 13 is the largest scipy enumerates; 14 is asymptotic
+        d = rng.integers(-3, 4, n) * 0.5          # small integers: ties and zeros
+        if not np.any(d != 0):
+            continue
+        assert stats.wilcoxon(d, np.zeros(n)) == pytest.approx(st.wilcoxon(d, zero_method="wilcox").pvalue,
+                                                               rel=1e-12, abs=1e-15), d
+
+
 def test_mcnemar_by_hand():
     a = np.array([1, 1, 1, 1, 0, 0, 1, 0], bool)
     b = np.array([1, 0, 0, 0, 0, 1, 1, 0], bool)
