@@ -54,7 +54,9 @@ input channels) keep XLA's own grouped convolution: with jax 0.10's XLA:CPU,
 Extremal Perturbation at 224 px took 86 ms per iteration on MobileNetV3-Large
 and 170 ms on EfficientNet-B0 with it, against 154 and 375 ms with the sum
 of shifted slices that earlier versions put in its place, and compiled in
-half the time (2 images, 2 cores of an AMD EPYC).
+half the time (2 images, 2 cores of an AMD EPYC). GradCAM on a batch of 8
+was slower with it (0.40 s against 0.16 s on MobileNetV3-Large), but one
+EP runs hundreds of such passes (docs/benchmarks.md).
 """
 
 from __future__ import annotations
