@@ -1,8 +1,8 @@
 """The `dvc exp run` examples of the docs, measured: what DVC re-ran, how long it took, what moved.
 
 ``grid_sigma`` and ``reading_noise`` are docs/pipeline.md's; the ``torch_*`` ones are docs/networks.md's PyTorch
-checkpoints (``dvc pull models/torch`` first): a ``state_dict`` with its model class, the same model ending in a
-softmax, and a 64x48 input.
+checkpoints (first ``dvc pull models/torch/expression_cnn.pt.dvc models/torch/expression_cnn_softmax.pt.dvc``): a
+``state_dict`` with its model class, the same model ending in a softmax, and a 64x48 input.
 
 Runs each example as a temporary experiment (``dvc exp run --temp``: the
 workspace and its outputs stay as they are), times it, and records the
