@@ -11,8 +11,8 @@ with every 2-D ``conv_general_dilated`` replaced:
   (XLA folds the transposes of consecutive layers into one another);
 * **depthwise** (``feature_group_count`` = input channels: MobileNets,
   EfficientNets, ConvNeXt, Keras' SeparableConv2D): counted, and left to
-  XLA's own grouped convolution, which XLA:CPU now runs faster than any
-  rewrite of it (:mod:`ferjax.networks.conv`);
+  XLA's own grouped convolution, which XLA:CPU now runs faster than the sum
+  of shifted slices ferjax used to put in its place (:mod:`ferjax.networks.conv`);
 * anything else (dilated or grouped kernels, transposed convolutions, other
   element types, paddings outside ``[0, kernel)``) stays XLA's, and one
   :class:`RewriteWarning` per trace names each such convolution and why.
